@@ -74,32 +74,44 @@ class _QuantizeSTE(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x: torch.Tensor, alpha: torch.Tensor, T: torch.Tensor) -> torch.Tensor:
         infinite = not bool(torch.isfinite(T).all())
+        scalar = alpha.dim() == 0 and T.dim() == 0
         if infinite:
             out = torch.minimum(torch.clamp(x, min=0), alpha)
+        elif scalar:  # the common per-layer case: fused, in place, Python-scalar bounds
+            a, t = float(alpha), float(T)
+            out = (x * (t / a)).add_(0.5).floor_().clamp_(0.0, t).mul_(a / t)
         else:
             levels = torch.clamp(round_half_up(x * T / alpha), min=0)
             out = alpha / T * torch.minimum(levels, T)
         ctx.save_for_backward(x, alpha, T, out)
         ctx.infinite = infinite
+        ctx.scalar = scalar
         return out
 
     @staticmethod
     def backward(ctx, grad_out: torch.Tensor):
         x, alpha, T, out = ctx.saved_tensors
+        need_x, need_alpha, need_T = ctx.needs_input_grad
         inside = (x >= 0) & (x <= alpha)
-        above = x > alpha
-        zero = torch.zeros((), dtype=grad_out.dtype, device=grad_out.device)
-        grad_x = torch.where(inside, grad_out, zero) if ctx.needs_input_grad[0] else None
+        grad_in = grad_out * inside  # dQ/dx = 1 inside, 0 outside (STE)
+        grad_x = grad_in if need_x else None
         grad_alpha = grad_T = None
-        if ctx.needs_input_grad[1]:
-            d_alpha = torch.where(inside, (out - x) / alpha, zero) + above.to(grad_out.dtype)
-            grad_alpha = _sum_to(grad_out * d_alpha, alpha.shape)
-        if ctx.needs_input_grad[2]:
-            if ctx.infinite:
-                grad_T = torch.zeros_like(T)
-            else:
-                d_T = torch.where(inside, -(out - x) / T, zero)
-                grad_T = _sum_to(grad_out * d_T, T.shape)
+        if not (need_alpha or need_T):
+            return grad_x, None, None
+        if ctx.scalar:
+            # sum over elements of grad * (Q - x) inside, and of grad above alpha
+            err = torch.dot(grad_in.reshape(-1), (out - x).reshape(-1))
+            if need_alpha:
+                above = torch.where(x > alpha, grad_out, 0).sum()
+                grad_alpha = err / alpha + above
+            if need_T:
+                grad_T = torch.zeros_like(T) if ctx.infinite else -err / T
+            return grad_x, grad_alpha, grad_T
+        err = grad_in * (out - x)
+        if need_alpha:
+            grad_alpha = _sum_to(err / alpha + torch.where(x > alpha, grad_out, 0), alpha.shape)
+        if need_T:
+            grad_T = torch.zeros_like(T) if ctx.infinite else _sum_to(-err / T, T.shape)
         return grad_x, grad_alpha, grad_T
 
 

@@ -1,0 +1,143 @@
+"""Calibration of initial membrane potentials and thresholds (Sec. 4.4, Eqs. 15-17, Alg. 1).
+
+The converted SNN's weights are frozen; only every IF layer's initial membrane potential
+``v(0)`` (one per channel by default) and threshold ``v_th`` (one per layer) are trained, by the
+surrogate gradient (back-propagation through time of the exact simulation; the paper's Eqs. 16-17
+are the one-step form of these gradients), to minimise Eq. 15,
+
+    L = 1/2 * mean( (1/T_L sum_t o_SNN(t) - o_ANN)^2 ),
+
+between the SNN's time-averaged output and the quantized ANN's output on unlabeled calibration
+images. The loss on the calibration set is measured before and after; if calibration did not
+lower it, the original state is restored and the result says so (``reverted``).
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from qac.convert import SpikingNetwork, neurons, to_snn
+
+__all__ = ["CalibrationConfig", "calibrate", "neuron_state"]
+
+
+@dataclass
+class CalibrationConfig:
+    epochs: int = 30
+    lr: float = 1e-3
+    batch_size: int = 64
+    v0_shape: str = "channel"  # "channel" or "layer"
+    learn_v0: bool = True
+    learn_threshold: bool = True
+    policy: str = "aver+aver"
+    surrogate: str = "rect"
+    surrogate_width: float = 1.0
+    min_threshold: float = 1e-3  # thresholds are kept above this (projection after each step)
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        if self.v0_shape not in ("channel", "layer"):
+            raise ValueError(f"v0_shape must be 'channel' or 'layer', got {self.v0_shape!r}")
+        if self.epochs < 0 or self.batch_size < 1 or not self.lr > 0:
+            raise ValueError("calibration needs epochs >= 0, batch_size >= 1 and lr > 0")
+
+
+def neuron_state(snn: SpikingNetwork) -> dict[str, dict[str, torch.Tensor]]:
+    """``{layer: {"v0": tensor, "v_th": tensor}}`` of every IF neuron (detached copies)."""
+    return {
+        name: {"v0": n.v0.detach().clone().cpu(), "v_th": n.v_th.detach().clone().cpu()}
+        for name, n in neurons(snn.body)
+    }
+
+
+def _channels_per_neuron(snn: SpikingNetwork, images: torch.Tensor) -> dict[str, int]:
+    shapes: dict[str, int] = {}
+    hooks = [
+        n.register_forward_hook(lambda m, i, o, name=name: shapes.__setitem__(name, o.shape[2]))
+        for name, n in neurons(snn.body)
+    ]
+    with torch.no_grad():
+        snn(images[:1])
+    for h in hooks:
+        h.remove()
+    return shapes
+
+
+def _loss(snn: nn.Module, images: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    return 0.5 * (snn(images) - target).pow(2).mean()
+
+
+def _dataset_loss(snn, batches) -> float:
+    with torch.no_grad():
+        total = sum(float(_loss(snn, x, y)) * x.shape[0] for x, y in batches)
+    return total / sum(x.shape[0] for x, _ in batches)
+
+
+def calibrate(
+    ann: nn.Module, images: torch.Tensor, cfg: CalibrationConfig | None = None
+) -> dict[str, Any]:
+    """Calibrate ``to_snn(ann, cfg.policy)`` on ``images`` (unlabeled, already normalised).
+
+    Returns ``{"state": {layer: {"v0", "v_th"}}, "loss_before", "loss_after", "history",
+    "reverted", "config"}``; ``state`` is what :func:`qac.evaluate.apply_neuron_state` loads.
+    """
+    cfg = cfg or CalibrationConfig()
+    device = next(ann.parameters()).device
+    ann = ann.eval()
+    images = images.to(device)
+    snn = to_snn(
+        ann, policy=cfg.policy, surrogate=cfg.surrogate, surrogate_width=cfg.surrogate_width
+    ).to(device)
+    for p in snn.parameters():
+        p.requires_grad_(False)
+    if cfg.v0_shape == "channel":
+        for name, channels in _channels_per_neuron(snn, images).items():
+            snn.body.get_submodule(name).expand_v0(channels)
+    params = []
+    for _, n in neurons(snn.body):
+        n.set_learnable(True)
+        n.v0.requires_grad_(cfg.learn_v0)
+        n.v_th.requires_grad_(cfg.learn_threshold)
+        params += [p for p in (n.v0, n.v_th) if p.requires_grad]
+    with torch.no_grad():
+        targets = torch.cat([ann(x) for x in images.split(256)])
+    batches = list(zip(images.split(cfg.batch_size), targets.split(cfg.batch_size), strict=True))
+
+    initial = copy.deepcopy(neuron_state(snn))
+    loss_before = _dataset_loss(snn, batches)
+    history = [loss_before]
+    if params and cfg.epochs > 0:
+        optimizer = torch.optim.Adam(params, lr=cfg.lr)
+        gen = torch.Generator().manual_seed(0)
+        for _ in tqdm(range(cfg.epochs), desc="calibrate", leave=False, disable=not cfg.progress):
+            running, seen = 0.0, 0
+            for i in torch.randperm(len(batches), generator=gen).tolist():
+                x, y = batches[i]
+                loss = _loss(snn, x, y)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                with torch.no_grad():
+                    for _, n in neurons(snn.body):
+                        n.v_th.clamp_(min=cfg.min_threshold)
+                running += float(loss) * x.shape[0]
+                seen += x.shape[0]
+            history.append(running / seen)
+    loss_after = _dataset_loss(snn, batches)
+    reverted = not loss_after < loss_before
+    state = initial if reverted else neuron_state(snn)
+    return {
+        "state": state,
+        "loss_before": loss_before,
+        "loss_after": loss_after,
+        "history": history,
+        "reverted": reverted,
+        "num_images": int(images.shape[0]),
+        "config": vars(cfg).copy(),
+    }

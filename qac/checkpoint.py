@@ -1,0 +1,146 @@
+"""Checkpoints that rebuild their model, written atomically, with clear errors.
+
+A checkpoint is a ``torch.save`` dict with ``format``, the model ``spec`` (architecture, number
+of classes, width, activation) and its ``state_dict``; training checkpoints add the optimizer,
+scheduler and RNG state needed to resume. Files are written to a temporary name in the same
+directory and moved into place (``os.replace``), so a crash never leaves a half-written file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from qac.models import architecture_names, build
+
+__all__ = [
+    "CheckpointError",
+    "save_checkpoint",
+    "load_checkpoint",
+    "load_model",
+    "model_spec",
+    "atomic_path",
+    "atomic_write_bytes",
+    "atomic_write_text",
+    "atomic_write_json",
+]
+
+FORMAT = "qac-checkpoint/1"
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint is missing, unreadable, or does not fit what was asked of it."""
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | Path):
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        f.write(data)
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
+        f.write(text)
+
+
+def atomic_write_json(path: str | Path, obj: Any) -> None:
+    atomic_write_text(
+        path, json.dumps(obj, indent=2, sort_keys=False, default=_json_default) + "\n"
+    )
+
+
+def _json_default(obj: Any) -> Any:
+    if isinstance(obj, torch.Tensor):
+        return obj.tolist()
+    if isinstance(obj, Path):
+        return str(obj)
+    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+
+
+def model_spec(
+    arch: str, num_classes: int, activation: dict[str, Any], width: float = 1.0
+) -> dict[str, Any]:
+    """The dict that :func:`load_model` rebuilds a model from."""
+    return {
+        "arch": arch,
+        "num_classes": int(num_classes),
+        "activation": dict(activation),
+        "width": float(width),
+    }
+
+
+def save_checkpoint(path: str | Path, spec: dict[str, Any], model: nn.Module, **extra: Any):
+    """Write ``{format, spec, state_dict, **extra}`` atomically."""
+    payload = {"format": FORMAT, "spec": spec, "state_dict": model.state_dict(), **extra}
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
+
+
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict:
+    """Read a checkpoint; raise :class:`CheckpointError` with the fix when it is unusable."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(
+            f"checkpoint {path} does not exist: train one first (qac train --out {path.parent})"
+        )
+    try:
+        payload = torch.load(path, map_location=map_location, weights_only=False)
+    except Exception as exc:  # truncated, corrupt, or not a torch file
+        raise CheckpointError(
+            f"checkpoint {path} is unreadable ({type(exc).__name__}): delete it and retrain"
+        ) from exc
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise CheckpointError(
+            f"{path} is not a qac checkpoint (expected format {FORMAT}): point to a file "
+            "written by 'qac train'"
+        )
+    return payload
+
+
+def load_model(
+    path: str | Path,
+    *,
+    arch: str | None = None,
+    map_location: str | torch.device = "cpu",
+) -> tuple[nn.Module, dict]:
+    """Rebuild the model stored in a checkpoint; ``arch`` (if given) must match it."""
+    payload = load_checkpoint(path, map_location)
+    spec = payload["spec"]
+    if arch is not None and arch != spec["arch"]:
+        raise CheckpointError(
+            f"checkpoint {path} holds a {spec['arch']} model, not {arch}: pass the matching "
+            f"--arch or the checkpoint trained for {arch}"
+        )
+    if spec["arch"] not in architecture_names():
+        raise CheckpointError(f"checkpoint {path} names unknown architecture {spec['arch']!r}")
+    model = build(
+        spec["arch"], spec["num_classes"], spec["activation"], width=spec.get("width", 1.0)
+    )
+    try:
+        model.load_state_dict(payload["state_dict"])
+    except RuntimeError as exc:
+        raise CheckpointError(
+            f"checkpoint {path} does not fit a {spec['arch']} model: {str(exc).splitlines()[0]}"
+        ) from exc
+    return model, payload

@@ -1,0 +1,257 @@
+"""Evaluation of quantized ANNs and their converted SNNs (accuracy, timesteps, spikes, energy).
+
+Energy estimate (Horowitz, 2014, 45 nm): 4.6 pJ per multiply-accumulate (MAC) and 0.9 pJ per
+accumulate (AC). Conventions (see :class:`qac.convert.TimeFolded`): a synaptic layer whose input
+is a spike train of one amplitude costs one AC per non-zero input and fan-out connection at every
+step; a layer whose input is analog costs MACs - the first layer (direct-encoded image) and every
+layer fed by averaged, non-binary inputs (behind an ``average`` alignment, or after average
+pooling of spikes); a constant-in-time input is computed once and held as a constant current.
+The ANN reference costs one MAC per connection.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from typing import Any
+
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from qac.align import AlignmentPolicy
+from qac.convert import SpikingNetwork, TimeFolded, conversion_error, to_snn
+from qac.data import BatchLoader
+from qac.stats import average_bits, average_timesteps, layer_timesteps, spike_stats, synaptic_ops
+
+__all__ = [
+    "E_MAC_PJ",
+    "E_AC_PJ",
+    "evaluate_ann",
+    "evaluate_snn",
+    "qcfs_sweep",
+    "ann_macs",
+    "apply_neuron_state",
+]
+
+E_MAC_PJ = 4.6
+E_AC_PJ = 0.9
+
+
+def _accuracy(
+    model: nn.Module,
+    loader: BatchLoader,
+    desc: str,
+    progress: bool,
+    dtype: torch.dtype | None = None,
+) -> float:
+    model.eval()
+    correct = total = 0
+    with torch.no_grad():
+        for images, labels in tqdm(loader, desc=desc, leave=False, disable=not progress):
+            if dtype is not None:
+                images = images.to(dtype)
+            correct += int((model(images).argmax(1) == labels).sum())
+            total += labels.numel()
+    return 100.0 * correct / max(total, 1)
+
+
+def _in_dtype(model: nn.Module, dtype: torch.dtype | None) -> nn.Module:
+    """The model itself, or a copy in ``dtype`` (float64 makes exactness checks exact)."""
+    if dtype is None or next(model.parameters()).dtype == dtype:
+        return model
+    return copy.deepcopy(model).to(dtype)
+
+
+def _finite(x: float) -> float | str:
+    return x if math.isfinite(x) else "inf"
+
+
+def ann_macs(model: nn.Module, images: torch.Tensor) -> float:
+    """MACs per sample of the ANN (every conv and linear layer, dense)."""
+    total = 0.0
+
+    def hook(m, _inp, out):
+        nonlocal total
+        if isinstance(m, nn.Conv2d):
+            total += out.numel() * (m.in_channels // m.groups) * math.prod(m.kernel_size)
+        else:
+            total += out.numel() * m.in_features
+
+    hooks = [
+        m.register_forward_hook(hook)
+        for m in model.modules()
+        if isinstance(m, nn.Conv2d | nn.Linear)
+    ]
+    with torch.no_grad():
+        model.eval()
+        model(images)
+    for h in hooks:
+        h.remove()
+    return total / images.shape[0]
+
+
+def evaluate_ann(
+    model: nn.Module,
+    loader: BatchLoader,
+    *,
+    dtype: torch.dtype | None = None,
+    progress: bool = True,
+) -> dict:
+    """Quantized-ANN accuracy, per-layer T and alpha, average T and bit-width."""
+    acc = _accuracy(_in_dtype(model, dtype), loader, "ANN", progress, dtype)
+    return {
+        "ann_acc": acc,
+        "dtype": str(dtype or next(model.parameters()).dtype).replace("torch.", ""),
+        "layer_timesteps": [[n, _finite(T)] for n, T in layer_timesteps(model)],
+        "avg_timesteps": _finite(average_timesteps(model)),
+        "avg_bits": _finite(average_bits(model)),
+        "num_samples": len(loader.dataset) if hasattr(loader, "dataset") else None,
+    }
+
+
+def apply_neuron_state(snn: SpikingNetwork, state: dict[str, dict[str, torch.Tensor]]) -> None:
+    """Load calibrated ``{layer: {"v0": ..., "v_th": ...}}`` into the SNN's neurons."""
+    neurons = {n: m for n, m in snn.body.named_modules() if hasattr(m, "v0")}
+    missing = sorted(set(state) - set(neurons))
+    if missing:
+        raise KeyError(f"calibration state names layers the SNN lacks: {missing[:3]}")
+    for name, values in state.items():
+        neuron = neurons[name]
+        with torch.no_grad():
+            for key in ("v0", "v_th"):
+                if key in values:
+                    setattr(neuron, key, values[key].detach().clone().to(neuron.v_th.device))
+
+
+def evaluate_snn(
+    model: nn.Module,
+    loader: BatchLoader,
+    *,
+    policy: str | AlignmentPolicy = "aver+aver",
+    v0: Any = "half",
+    temporal_scale: int = 1,
+    timesteps: int | None = None,
+    neuron_state: dict | None = None,
+    stats_batches: int = 1,
+    dtype: torch.dtype | None = None,
+    progress: bool = True,
+) -> dict:
+    """SNN accuracy and statistics for one conversion setting.
+
+    Spike counts, firing rates, synaptic operations and energy are recorded on the first
+    ``stats_batches`` batches; the per-layer conversion error on the first batch.
+    """
+    model = _in_dtype(model, dtype)
+    snn = to_snn(model, policy=policy, v0=v0, temporal_scale=temporal_scale, timesteps=timesteps)
+    snn = snn.to(next(model.parameters()).device)
+    if neuron_state:
+        apply_neuron_state(snn, neuron_state)
+    snn.eval()
+    correct = total = 0
+    first_images = None
+    snn.set_record(True)
+    with torch.no_grad():
+        for i, (images, labels) in enumerate(
+            tqdm(
+                loader,
+                desc=f"SNN {AlignmentPolicy.parse(policy).name}",
+                leave=False,
+                disable=not progress,
+            )
+        ):
+            if i == stats_batches:
+                _freeze_stats(snn)
+            if dtype is not None:
+                images = images.to(dtype)
+            if first_images is None:
+                first_images = images
+            correct += int((snn(images).argmax(1) == labels).sum())
+            total += labels.numel()
+    ops = synaptic_ops(snn)
+    spikes = spike_stats(snn)
+    snn.set_record(False)
+    macs = sum(r["macs_per_sample"] for r in ops)
+    acs = sum(r["acs_per_sample"] for r in ops)
+    energy_snn = macs * E_MAC_PJ + acs * E_AC_PJ
+    energy_ann = ann_macs(model, first_images[:1]) * E_MAC_PJ if first_images is not None else None
+    errors = conversion_error(model, snn, first_images) if first_images is not None else {}
+    return {
+        "snn_acc": 100.0 * correct / max(total, 1),
+        "dtype": str(next(model.parameters()).dtype).replace("torch.", ""),
+        "policy": AlignmentPolicy.parse(policy).name,
+        "v0": v0 if isinstance(v0, str | int | float) else "tensor",
+        "calibrated": bool(neuron_state),
+        "temporal_scale": temporal_scale,
+        "layer_timesteps": snn.layer_timesteps(),
+        "avg_timesteps": average_timesteps(snn),
+        "avg_bits": average_bits(snn),
+        "spikes": spikes,
+        "firing_rate": _mean_rate(spikes),
+        "synaptic_ops": ops,
+        "macs_per_sample": macs,
+        "acs_per_sample": acs,
+        "energy_pj_per_sample": energy_snn,
+        "ann_energy_pj_per_sample": energy_ann,
+        "conversion_error": errors,
+        "num_samples": total,
+    }
+
+
+def _mean_rate(spikes: list[dict]) -> float | None:
+    rates = [r["firing_rate"] for r in spikes if not math.isnan(r["firing_rate"])]
+    return sum(rates) / len(rates) if rates else None
+
+
+def _freeze_stats(snn: SpikingNetwork) -> None:
+    """Stop recording (keeping what was recorded) after the statistics batches."""
+    for m in snn.modules():
+        if isinstance(m, TimeFolded) or hasattr(m, "spike_count"):
+            m.record = False
+
+
+def qcfs_sweep(
+    model: nn.Module,
+    loader: BatchLoader,
+    timesteps: list[int],
+    *,
+    averaged: bool,
+    progress: bool = True,
+) -> dict[int, float]:
+    """QCFS SNN accuracy for every T in ``timesteps`` (Table 8).
+
+    Without averaging (``QCFS``), all layers run the same T and the network is causal, so ONE
+    simulation of ``max(timesteps)`` steps gives every T: the running average of the output at
+    step t is the T = t result. With averaging at every boundary (``QCFS+aver``) each T needs its
+    own run.
+    """
+    Ts = sorted({int(T) for T in timesteps})
+    if not Ts or Ts[0] < 1:
+        raise ValueError(f"timesteps must be integers >= 1, got {timesteps}")
+    device = next(model.parameters()).device
+    correct = {T: 0 for T in Ts}
+    total = 0
+    if averaged:
+        return {
+            T: _accuracy(
+                to_snn(model, policy="qcfs+aver", timesteps=T).to(device),
+                loader,
+                f"QCFS+aver T={T}",
+                progress,
+            )
+            for T in Ts
+        }
+    snn = to_snn(model, policy="qcfs", timesteps=Ts[-1]).to(device).eval()
+    steps_idx = torch.tensor([T - 1 for T in Ts], device=device)
+    denom = torch.arange(1, Ts[-1] + 1, device=device, dtype=torch.float32).view(-1, 1, 1)
+    with torch.no_grad():
+        for images, labels in tqdm(loader, desc="QCFS sweep", leave=False, disable=not progress):
+            out = snn.forward_steps(images)
+            if out.shape[0] == 1:  # constant output (cannot happen without averaging)
+                out = out.expand(Ts[-1], *out.shape[1:])
+            running = out.float().cumsum(0) / denom
+            preds = running.index_select(0, steps_idx).argmax(-1)
+            for T, p in zip(Ts, preds, strict=True):
+                correct[T] += int((p == labels).sum())
+            total += labels.numel()
+    return {T: 100.0 * correct[T] / max(total, 1) for T in Ts}
