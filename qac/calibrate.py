@@ -126,7 +126,7 @@ def calibrate(
                 with torch.no_grad():
                     for _, n in neurons(snn.body):
                         n.v_th.clamp_(min=cfg.min_threshold)
-                running += float(loss) * x.shape[0]
+                running += loss.item() * x.shape[0]
                 seen += x.shape[0]
             history.append(running / seen)
     loss_after = _dataset_loss(snn, batches)

@@ -121,6 +121,50 @@ def _v0_option(text: str) -> str | float:
         raise ConfigError(f"--v0 takes half, zero or a number, got {text!r}") from exc
 
 
+def _parse_snn_spec(spec: str) -> dict[str, Any]:
+    """``POLICY[,k=K][,v0=V][,T=N][,cal][,f64]`` -> a setting dict (see ``qac evaluate -h``)."""
+    parts = [p.strip() for p in spec.split(",") if p.strip()]
+    if not parts:
+        raise ConfigError("empty --snn setting")
+    st: dict[str, Any] = {
+        "policy": parts[0],
+        "k": 1,
+        "v0": "half",
+        "cal": False,
+        "f64": False,
+        "timesteps": None,
+    }
+    for part in parts[1:]:
+        key, _, value = part.partition("=")
+        if key == "k" and value:
+            st["k"] = int(value)
+        elif key == "v0" and value:
+            st["v0"] = _v0_option(value)
+        elif key == "T" and value:
+            st["timesteps"] = int(value)
+        elif key in ("cal", "f64") and not value:
+            st[key] = True
+        else:
+            raise ConfigError(
+                f"bad --snn setting {spec!r}: use POLICY[,k=K][,v0=V][,T=N][,cal][,f64]"
+            )
+    return st
+
+
+def _format_snn_spec(st: dict[str, Any]) -> str:
+    text = str(st["policy"])
+    if st["k"] != 1:
+        text += f",k={st['k']}"
+    if st["v0"] != "half":
+        text += f",v0={st['v0']}"
+    if st["timesteps"] is not None:
+        text += f",T={st['timesteps']}"
+    for flag in ("cal", "f64"):
+        if st[flag]:
+            text += f",{flag}"
+    return text
+
+
 def _int_list(text: str) -> list[int]:
     try:
         return [int(x) for x in text.split(",") if x.strip()]
@@ -174,26 +218,49 @@ def cmd_evaluate(args) -> int:
         "dataset": test.name if hasattr(test, "name") else args.data,
         "ann": evaluate_ann(model, loader, dtype=dtype, progress=progress),
     }
-    neuron_state = None
+    neuron_state, calib_policy = None, None
     if args.calibration:
         calib = torch.load(args.calibration, map_location="cpu", weights_only=False)
         if not isinstance(calib, dict) or "state" not in calib:
             raise CheckpointError(f"{args.calibration} is not a 'qac calibrate' output")
         neuron_state = calib["state"]
-        if args.policy is None:
-            args.policy = calib.get("config", {}).get("policy", "aver+aver")
-    if args.policy or neuron_state:
-        result["snn"] = evaluate_snn(
+        calib_policy = calib.get("config", {}).get("policy", "aver+aver")
+    settings = [_parse_snn_spec(spec) for spec in args.snn or []]
+    if args.policy or (neuron_state is not None and not settings):
+        settings.insert(
+            0,
+            {
+                "policy": args.policy or calib_policy,
+                "k": args.k,
+                "v0": _v0_option(args.v0),
+                "cal": neuron_state is not None,
+                "f64": args.float64,
+                "timesteps": args.timesteps,
+            },
+        )
+    if any(st["f64"] for st in settings) and dtype is None:
+        result["ann"]["ann_acc_float64"] = evaluate_ann(
+            model, loader, dtype=torch.float64, progress=progress
+        )["ann_acc"]
+    runs = []
+    for st in settings:
+        if st["cal"] and neuron_state is None:
+            raise ConfigError("an --snn setting asks for 'cal' but no --calibration was given")
+        run = evaluate_snn(
             model,
             loader,
-            policy=args.policy or "aver+aver",
-            v0=_v0_option(args.v0),
-            temporal_scale=args.k,
-            timesteps=args.timesteps,
-            neuron_state=neuron_state,
-            dtype=dtype,
+            policy=st["policy"],
+            v0=st["v0"],
+            temporal_scale=st["k"],
+            timesteps=st["timesteps"],
+            neuron_state=neuron_state if st["cal"] else None,
+            dtype=torch.float64 if st["f64"] else dtype,
             progress=progress,
         )
+        run["setting"] = _format_snn_spec(st)
+        runs.append(run)
+    if runs:
+        result["snn"] = runs
     if args.sweep:
         Ts = _int_list(args.sweep)
         result["qcfs_sweep"] = {
@@ -203,9 +270,8 @@ def cmd_evaluate(args) -> int:
         }
     atomic_write_json(args.out, _jsonable(result))
     line = f"ANN {result['ann']['ann_acc']:.2f}%"
-    if "snn" in result:
-        s = result["snn"]
-        line += f", SNN {s['snn_acc']:.2f}% ({s['policy']}, avg T {s['avg_timesteps']:.2f})"
+    for run in result.get("snn", []):
+        line += f"; SNN {run['snn_acc']:.2f}% ({run['setting']}, avg T {run['avg_timesteps']:.2f})"
     print(line + f" -> {args.out}")
     return 0
 
@@ -261,8 +327,8 @@ def cmd_calibrate(args) -> int:
 
 
 def cmd_info(args) -> int:
+    from qac.layers import quantizer_summary
     from qac.stats import average_bits, average_timesteps
-    from qac.train import quantizer_summary
 
     model, payload = load_model(args.checkpoint)
     spec = payload["spec"]
@@ -324,6 +390,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--k", type=int, default=1, help="temporal scale k: every layer runs k*T_l")
     p.add_argument("--timesteps", type=int, help="run every layer for T steps (QCFS)")
     p.add_argument("--calibration", help="calibration file written by 'qac calibrate'")
+    p.add_argument(
+        "--snn",
+        action="append",
+        metavar="SPEC",
+        help="an SNN setting to evaluate (repeatable): POLICY[,k=K][,v0=half|zero|X][,T=N]"
+        "[,cal][,f64], e.g. 'aver+aver,k=2' or 'aver+aver,cal' (uses --calibration)",
+    )
     p.add_argument(
         "--sweep",
         help="QCFS T sweep, e.g. 1,2,3,4,8,16,32,64 (with and without averaging alignment)",

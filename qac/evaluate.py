@@ -22,6 +22,7 @@ from tqdm import tqdm
 from qac.align import AlignmentPolicy
 from qac.convert import SpikingNetwork, TimeFolded, conversion_error, to_snn
 from qac.data import BatchLoader
+from qac.layers import quantizer_summary
 from qac.stats import average_bits, average_timesteps, layer_timesteps, spike_stats, synaptic_ops
 
 __all__ = [
@@ -104,6 +105,7 @@ def evaluate_ann(
         "ann_acc": acc,
         "dtype": str(dtype or next(model.parameters()).dtype).replace("torch.", ""),
         "layer_timesteps": [[n, _finite(T)] for n, T in layer_timesteps(model)],
+        "layers": quantizer_summary(model),
         "avg_timesteps": _finite(average_timesteps(model)),
         "avg_bits": _finite(average_bits(model)),
         "num_samples": len(loader.dataset) if hasattr(loader, "dataset") else None,

@@ -36,6 +36,7 @@ from qac.checkpoint import (
 )
 from qac.convert import quantizers
 from qac.data import AugmentConfig, BatchLoader, load_dataset
+from qac.layers import quantizer_summary
 from qac.models import build
 from qac.runtime import autocast, resolve_device, seed_everything
 
@@ -115,22 +116,6 @@ class TrainConfig:
         for k in ("device", "progress", "eval_every", "cache_dir", "data_root"):
             d.pop(k)
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
-
-
-def quantizer_summary(model: nn.Module) -> list[dict[str, Any]]:
-    """Per-layer T and alpha (the quantities Figs. 1, 5-10 plot)."""
-    rows = []
-    for name, q in quantizers(model):
-        T = q.timesteps
-        rows.append(
-            {
-                "layer": name,
-                "T": T if math.isfinite(T) else "inf",
-                "alpha": q.threshold,
-                "bits": math.log2(T) if math.isfinite(T) and T > 0 else "inf",
-            }
-        )
-    return rows
 
 
 def _param_groups(model: nn.Module, cfg: TrainConfig) -> list[dict[str, Any]]:

@@ -170,7 +170,7 @@ def test_cli_round_trip_train_evaluate_calibrate_info(tmp_path, capsys):
         == 0
     )
     ev = json.loads((tmp_path / "ev.json").read_text())
-    assert 0 <= ev["snn"]["snn_acc"] <= 100 and ev["snn"]["policy"] == "aver+aver"
+    assert 0 <= ev["snn"][0]["snn_acc"] <= 100 and ev["snn"][0]["policy"] == "aver+aver"
     assert (
         main(
             [
@@ -207,7 +207,43 @@ def test_cli_round_trip_train_evaluate_calibrate_info(tmp_path, capsys):
         )
         == 0
     )
-    assert json.loads((tmp_path / "ev2.json").read_text())["snn"]["calibrated"] is True
+    assert json.loads((tmp_path / "ev2.json").read_text())["snn"][0]["calibrated"] is True
+    assert (
+        main(
+            [
+                "evaluate",
+                "--checkpoint",
+                ckpt,
+                "--out",
+                str(tmp_path / "ev3.json"),
+                "--calibration",
+                str(tmp_path / "cal.pt"),
+                "--snn",
+                "aver+aver,k=2",
+                "--snn",
+                "repl+trunc",
+                "--snn",
+                "aver+aver,cal",
+                "--snn",
+                "aver+aver+aver,f64",
+                "--sweep",
+                "1,2",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
+    ev3 = json.loads((tmp_path / "ev3.json").read_text())
+    assert [r["setting"] for r in ev3["snn"]] == [
+        "aver+aver,k=2",
+        "repl+trunc",
+        "aver+aver,cal",
+        "aver+aver+aver,f64",
+    ]
+    assert [r["temporal_scale"] for r in ev3["snn"]] == [2, 1, 1, 1]
+    assert ev3["snn"][3]["dtype"] == "float64"
+    assert max(ev3["snn"][3]["conversion_error"].values()) < 1e-9
+    assert set(ev3["qcfs_sweep"]) == {"T", "qcfs", "qcfs+aver"}
     capsys.readouterr()
     assert main(["info", "--checkpoint", ckpt]) == 0
     out = capsys.readouterr().out
