@@ -190,7 +190,13 @@ def _jsonable(obj: Any) -> Any:
 def cmd_train(args) -> int:
     from qac.train import train
 
-    values = _merge(_read_yaml(args.config), _parse_set(args.set or []))
+    values = _read_yaml(args.config)
+    if args.config_json:
+        try:
+            values = _merge(values, json.loads(args.config_json))
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"--config-json is not valid JSON: {exc}") from exc
+    values = _merge(values, _parse_set(args.set or []))
     if args.no_progress:
         values["progress"] = False
     cfg = TrainConfig.from_dict(values)
@@ -366,6 +372,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("train", help="quantization-aware training (Algorithm 1, lines 1-21)")
     p.add_argument("--config", help="YAML file of training options (see qac.train.TrainConfig)")
+    p.add_argument("--config-json", help="training options as one JSON object (workflow use)")
     p.add_argument(
         "--set",
         action="append",

@@ -107,6 +107,7 @@ __all__ = [
     "ImageFolderDataset",
     "TensorImageDataset",
     "load_dataset",
+    "check_source",
     "num_classes_of",
     "default_cache_dir",
     "CIFAR10_CLASSES",
@@ -929,6 +930,39 @@ def load_dataset(
         std=tuple(std) if std is not None else stats[1],  # type: ignore[arg-type]
         name=source,
     )
+
+
+def check_source(source: str, *, root: str | Path = "data") -> None:
+    """Raise :class:`DatasetNotFoundError` (saying what to put where) if ``source`` is absent.
+
+    Cheap: looks only for the files/folders, decodes nothing (the workflow calls it before any
+    job runs). Synthetic sources always exist.
+    """
+    kind, arg = _parse_source(source)
+    root = Path(root).expanduser()
+    if kind == "synthetic":
+        return
+    if kind in ("cifar10", "cifar100"):
+        folder = "cifar-10-batches-py" if kind == "cifar10" else "cifar-100-python"
+        if not (root / folder).is_dir():
+            raise DatasetNotFoundError(
+                f"{kind} not found: put the python version '{folder}/' under {root.resolve()} "
+                "(torchvision's download), or point data_root at the directory holding it"
+            )
+    elif kind == "imagenet":
+        base = Path(arg).expanduser() if arg else root
+        if not (base / "train").is_dir() or not (base / "val").is_dir():
+            raise DatasetNotFoundError(
+                f"ImageNet not found: expected {base.resolve()}/train/<wnid>/*.JPEG and "
+                f"{base.resolve()}/val/<wnid>/*.JPEG"
+            )
+    elif kind == "tar":
+        if not Path(arg or "").expanduser().is_file():
+            raise DatasetNotFoundError(f"archive {Path(arg or '').resolve()} does not exist")
+    elif not Path(arg or "").expanduser().is_dir():
+        raise DatasetNotFoundError(
+            f"folder {Path(arg or '').resolve()} does not exist (expected train/ and test/)"
+        )
 
 
 def num_classes_of(source: str, **kw: object) -> int:

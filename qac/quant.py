@@ -92,17 +92,21 @@ class _QuantizeSTE(torch.autograd.Function):
     def backward(ctx, grad_out: torch.Tensor):
         x, alpha, T, out = ctx.saved_tensors
         need_x, need_alpha, need_T = ctx.needs_input_grad
-        inside = (x >= 0) & (x <= alpha)
-        grad_in = grad_out * inside  # dQ/dx = 1 inside, 0 outside (STE)
+        if ctx.scalar:  # one fused kernel; it treats the boundaries x = 0, alpha (measure zero)
+            grad_in = torch.ops.aten.hardtanh_backward(grad_out, x, 0.0, float(alpha))
+        else:  # as outside
+            grad_in = torch.where((x >= 0) & (x <= alpha), grad_out, 0)  # dQ/dx: STE
         grad_x = grad_in if need_x else None
         grad_alpha = grad_T = None
         if not (need_alpha or need_T):
             return grad_x, None, None
         if ctx.scalar:
             # sum over elements of grad * (Q - x) inside, and of grad above alpha
-            err = torch.dot(grad_in.reshape(-1), (out - x).reshape(-1))
+            acc = torch.float32 if grad_out.dtype in (torch.bfloat16, torch.float16) else None
+            err = (grad_in * (out - x)).sum(dtype=acc).to(alpha.dtype)
             if need_alpha:
-                above = torch.where(x > alpha, grad_out, 0).sum()
+                below = torch.ops.aten.hardtanh_backward(grad_out, x, -math.inf, float(alpha))
+                above = (grad_out.sum(dtype=acc) - below.sum(dtype=acc)).to(alpha.dtype)
                 grad_alpha = err / alpha + above
             if need_T:
                 grad_T = torch.zeros_like(T) if ctx.infinite else -err / T

@@ -1,0 +1,268 @@
+"""The experiment grid of the paper as data: which models to train, how to evaluate them, and
+which of them each table or figure needs. The Snakemake workflow (``workflow/``) is a thin layer
+over these functions, so the grid can be imported and tested without Snakemake.
+
+Configuration = ``workflow/presets/defaults.yaml`` <- ``presets/<scale>.yaml`` <- the user's
+``config.yaml`` and ``--config`` values (deep merge; ``scale`` picks the preset).
+
+Model ids: ``<dataset>/<arch>/<act>`` with act ``qac-c<case>`` (QAC, parameterisation 1-4) or
+``qcfs-L<levels>`` (QCFS baseline).
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import csv
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+__all__ = [
+    "ARTIFACTS",
+    "Model",
+    "resolve_config",
+    "deep_merge",
+    "models_for",
+    "all_models",
+    "train_options",
+    "eval_arguments",
+    "skipped_items",
+    "needs_calibration",
+    "calibration_arguments",
+    "write_skipped",
+]
+
+ROOT = Path(__file__).resolve().parents[1]
+PRESET_DIR = ROOT / "workflow" / "presets"
+SCHEMA = ROOT / "workflow" / "schemas" / "config.schema.yaml"
+SCALES = ("smoke", "cpu", "paper")
+
+TABLES = [f"table{i}" for i in range(1, 9)]
+FIGURES = ["fig1", "fig2", "fig3", "figs5_10"]
+ARTIFACTS = TABLES + FIGURES
+TABLE_DATASET = {"table1": "cifar10", "table7": "cifar100", "table2": "imagenet"}
+
+
+@dataclass(frozen=True, order=True)
+class Model:
+    dataset: str
+    arch: str
+    act: str
+
+    @property
+    def path(self) -> str:
+        return f"{self.dataset}/{self.arch}/{self.act}"
+
+    @property
+    def builder(self) -> str:
+        """The :func:`qac.models.build` name: ImageNet uses the ImageNet variants."""
+        return f"{self.arch}_imagenet" if self.dataset == "imagenet" else self.arch
+
+
+def deep_merge(base: dict, extra: dict) -> dict:
+    out = copy.deepcopy(base)
+    for key, value in (extra or {}).items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def resolve_config(user: dict[str, Any], preset_dir: Path = PRESET_DIR) -> dict[str, Any]:
+    """Merge defaults, the scale's preset and the user's values; ``scale`` must be known."""
+    scale = user.get("scale", "smoke")
+    if scale not in SCALES:
+        raise ValueError(f"unknown scale {scale!r}: expected one of {', '.join(SCALES)}")
+    defaults = yaml.safe_load((preset_dir / "defaults.yaml").read_text())
+    preset = yaml.safe_load((preset_dir / f"{scale}.yaml").read_text()) or {}
+    cfg = deep_merge(deep_merge(defaults, preset), user)
+    cfg["scale"] = scale
+    return cfg
+
+
+def available(cfg: dict, dataset: str) -> bool:
+    return cfg["datasets"].get(dataset) is not None
+
+
+# ------------------------------------------------------------------------------------------
+# which models each artifact needs
+# ------------------------------------------------------------------------------------------
+def _grid(exp: dict) -> list[tuple[str, str]]:
+    if "models" in exp:
+        models = exp["models"]
+        pairs = models.values() if isinstance(models, dict) else models
+        return [tuple(p) for p in pairs]
+    return [(d, a) for d in exp["datasets"] for a in exp["archs"]]
+
+
+def _main_pairs(cfg: dict, dataset: str | None = None) -> list[tuple[str, str]]:
+    pairs = _grid(cfg["experiments"]["main"])
+    return [p for p in pairs if dataset is None or p[0] == dataset]
+
+
+def models_for(cfg: dict, artifact: str, *, include_unavailable: bool = False) -> list[Model]:
+    """The models an artifact is computed from (only available datasets unless asked)."""
+    exp = cfg["experiments"]
+    if artifact in TABLE_DATASET:
+        models = [Model(d, a, "qac-c4") for d, a in _main_pairs(cfg, TABLE_DATASET[artifact])]
+    elif artifact in ("table3", "table6"):
+        models = [Model(d, a, "qac-c4") for d, a in _main_pairs(cfg)]
+    elif artifact == "table4":
+        models = [Model(d, a, "qac-c4") for d, a in _grid(exp["alignment"])]
+    elif artifact in ("table5", "fig3"):
+        models = [Model(d, a, "qac-c4") for d, a in _grid(exp["scaling"])]
+    elif artifact == "table8":
+        models = [
+            Model(d, a, f"qcfs-L{L}") for d, a in _grid(exp["qcfs"]) for L in exp["qcfs"]["levels"]
+        ]
+    elif artifact == "fig2":
+        models = [
+            Model(d, a, f"qac-c{c}") for d, a in _grid(exp["cases"]) for c in exp["cases"]["cases"]
+        ]
+    elif artifact == "fig1":
+        d, a = exp["layers"]["models"]["fig1"]
+        models = [Model(d, a, "qac-c4")]
+    elif artifact == "figs5_10":
+        models = [
+            Model(d, a, f"qac-c{c}")
+            for name, (d, a) in exp["layers"]["models"].items()
+            if name != "fig1"
+            for c in exp["layers"]["cases"]
+        ]
+    else:
+        raise ValueError(f"unknown artifact {artifact!r}: expected one of {ARTIFACTS}")
+    unique = sorted(set(models))
+    return unique if include_unavailable else [m for m in unique if available(cfg, m.dataset)]
+
+
+def all_models(cfg: dict) -> list[Model]:
+    return sorted({m for art in ARTIFACTS for m in models_for(cfg, art)})
+
+
+def needs_calibration(cfg: dict, model: Model) -> bool:
+    return model.act == "qac-c4" and (model.dataset, model.arch) in _main_pairs(cfg)
+
+
+def skipped_items(cfg: dict) -> list[dict[str, str]]:
+    """(artifact, dataset, arch, act, reason) for every model left out for lack of data."""
+    rows = []
+    for art in ARTIFACTS:
+        for m in models_for(cfg, art, include_unavailable=True):
+            if not available(cfg, m.dataset):
+                rows.append(
+                    {
+                        "artifact": art,
+                        "dataset": m.dataset,
+                        "arch": m.arch,
+                        "act": m.act,
+                        "reason": f"{m.dataset} is not available at the {cfg['scale']} scale",
+                    }
+                )
+    return rows
+
+
+# ------------------------------------------------------------------------------------------
+# what each job is given
+# ------------------------------------------------------------------------------------------
+def _activation(cfg: dict, act: str) -> dict[str, Any]:
+    if act.startswith("qac-c"):
+        return {"name": "qac", "case": int(act[len("qac-c") :]), **cfg["qac_init"]}
+    if act.startswith("qcfs-L"):
+        return {"name": "qcfs", "levels": int(act[len("qcfs-L") :]), **cfg["qcfs_init"]}
+    raise ValueError(f"unknown activation id {act!r}: expected qac-c<case> or qcfs-L<levels>")
+
+
+def train_options(cfg: dict, model: Model) -> dict[str, Any]:
+    """The :class:`qac.train.TrainConfig` values of one training run."""
+    opts = deep_merge(cfg["train"], {})
+    for key in (model.dataset, model.arch):
+        opts = deep_merge(opts, cfg.get("train_overrides", {}).get(key, {}))
+    opts.update(
+        {
+            "arch": model.builder,
+            "dataset": cfg["datasets"][model.dataset],
+            "data_root": cfg["data_root"],
+            "cache_dir": cfg.get("cache_dir"),
+            "data_options": cfg.get("data_options", {}).get(model.dataset, {}),
+            "width": cfg["widths"].get(model.arch, 1.0),
+            "activation": _activation(cfg, model.act),
+            "device": cfg["device"],
+            "progress": False,
+        }
+    )
+    return opts
+
+
+def eval_arguments(cfg: dict, model: Model) -> list[str]:
+    """``qac evaluate`` arguments: the SNN settings every artifact using ``model`` needs."""
+    exp, main = cfg["experiments"], cfg["main_policy"]
+    pair = (model.dataset, model.arch)
+    settings: list[str] = []
+    if model.act == "qac-c4":
+        if pair in _main_pairs(cfg):
+            settings += [main, f"{main},cal", "aver+aver+aver,f64"]
+        if pair in _grid(exp["alignment"]):
+            settings += list(exp["alignment"]["policies"])
+        if pair in _grid(exp["scaling"]):
+            settings += [main if k == 1 else f"{main},k={k}" for k in exp["scaling"]["k"]]
+    args: list[str] = []
+    for s in dict.fromkeys(settings):  # unique, in order
+        args += ["--snn", s]
+    if model.act.startswith("qcfs-L"):
+        args += ["--sweep", ",".join(str(T) for T in exp["qcfs"]["timesteps"])]
+    ev = cfg["evaluation"]
+    if ev.get("limit"):
+        args += ["--limit", str(ev["limit"])]
+    args += ["--batch-size", str(ev["batch_size"]), "--device", str(cfg["device"])]
+    return args
+
+
+def calibration_arguments(cfg: dict) -> list[str]:
+    c = cfg["calibration"]
+    args = [
+        "--policy", cfg["main_policy"],
+        "--epochs", str(c["epochs"]),
+        "--samples", str(c["samples"]),
+        "--lr", str(c["lr"]),
+        "--calib-batch-size", str(c["batch_size"]),
+        "--v0-shape", str(c.get("v0_shape", "channel")),
+        "--device", str(cfg["device"]),
+    ]  # fmt: skip
+    if cfg["evaluation"].get("limit"):
+        args += ["--limit", str(cfg["evaluation"]["limit"])]
+    return args
+
+
+SKIPPED_FIELDS = ["artifact", "dataset", "arch", "act", "reason"]
+
+
+def write_skipped(cfg: dict, path: str | Path) -> None:
+    """Write :func:`skipped_items` as CSV (atomically; a header only when nothing is skipped)."""
+    from qac.checkpoint import atomic_path
+
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=SKIPPED_FIELDS)
+        writer.writeheader()
+        writer.writerows(skipped_items(cfg))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m qac.workflow [--scale S]``: list the models the grid trains at a scale."""
+    parser = argparse.ArgumentParser(prog="python -m qac.workflow", description=main.__doc__)
+    parser.add_argument("--scale", default="smoke", choices=SCALES)
+    args = parser.parse_args(argv)
+    cfg = resolve_config({"scale": args.scale})
+    for m in all_models(cfg):
+        print(m.path)
+    for row in skipped_items(cfg):
+        print(f"skipped: {row['artifact']} {row['dataset']}/{row['arch']}/{row['act']}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,81 @@
+# Paths and grid helpers shared by the rules (the grid itself is qac/workflow.py).
+
+import json
+import shlex
+
+from qac.workflow import (
+    Model,
+    all_models,
+    calibration_arguments,
+    eval_arguments,
+    models_for,
+    needs_calibration,
+    skipped_items,
+    train_options,
+)
+
+CKPT = f"checkpoints/{SCALE}"
+RES = f"results/{SCALE}"
+FIG = f"figures/{SCALE}"
+RUNS = f"{RES}/runs"
+FIGS5_10 = ["fig5", "fig6", "fig7", "fig8", "fig9", "fig10"]
+
+
+def model_of(w):
+    return Model(w.dataset, w.arch, w.act)
+
+
+def checkpoint_path(m):
+    return f"{CKPT}/{m.path}/model.pt"
+
+
+def eval_path(m):
+    return f"{RUNS}/eval/{m.path}.json"
+
+
+def artifact_evals(name):
+    return [eval_path(m) for m in models_for(CFG, name)]
+
+
+def table_files(name):
+    return [f"{RES}/tables/{name}.{ext}" for ext in ("csv", "md", "tex")]
+
+
+def figure_files(name):
+    stems = FIGS5_10 if name == "figs5_10" else [name]
+    return [f"{FIG}/{s}.{ext}" for s in stems for ext in ("png", "pdf")]
+
+
+def artifact_files(names):
+    files = []
+    for name in names:
+        files += table_files(name) if name in TABLES else figure_files(name)
+    return files
+
+
+def summary_files():
+    return [
+        f"{RES}/comparison.csv",
+        f"{RES}/comparison.md",
+        f"{RES}/claims.md",
+        f"{RES}/audit.md",
+    ]
+
+
+def quoted(args):
+    return " ".join(shlex.quote(str(a)) for a in args)
+
+
+def check_datasets():
+    """Fail before any job runs when a configured dataset is missing (one clear message)."""
+    from qac.data import DatasetNotFoundError, check_source
+
+    for dataset in sorted({m.dataset for m in all_models(CFG)}):
+        source = CFG["datasets"][dataset]
+        try:
+            check_source(source, root=CFG["data_root"])
+        except DatasetNotFoundError as exc:
+            raise WorkflowError(
+                f"dataset {dataset} ({source}) is missing: {exc} -- or set "
+                f"datasets.{dataset}: null to skip the experiments that need it"
+            ) from None
