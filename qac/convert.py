@@ -82,10 +82,11 @@ class TimeFolded(nn.Module):
         else:
             dense_per_step = y[0].numel() * m.in_features
         self.samples += x.shape[1]
-        nonzero = x[x != 0]
-        binary = nonzero.numel() == 0 or bool((nonzero == nonzero[0]).all())
+        count = int(torch.count_nonzero(x))
+        peak = x.abs().amax() if count else None
+        binary = count == 0 or int(torch.count_nonzero(x.abs() == peak)) == count
         if binary:  # spikes of one amplitude v_th: one accumulate per non-zero input and target
-            self.acs += dense_per_step * float(nonzero.numel()) / x[0].numel()
+            self.acs += dense_per_step * float(count) / x[0].numel()
         else:  # analog or averaged input; a constant ([1, ...]) input is computed once
             self.macs += float(dense_per_step) * x.shape[0]
 

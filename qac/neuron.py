@@ -24,7 +24,6 @@ differs per layer; both shapes integrate to 1).
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -198,30 +197,40 @@ class IFNeuron(nn.Module):
         needs_grad = torch.is_grad_enabled() and (
             current.requires_grad or v_th.requires_grad or v.requires_grad
         )
-        step: Callable[[torch.Tensor], torch.Tensor]
         if needs_grad:
-
-            def step(u: torch.Tensor) -> torch.Tensor:
-                return _Heaviside.apply(u, width, self.surrogate)
-
+            out = self._simulate_autograd(current, v, v_th, width)
         else:
+            out = self._simulate_inplace(current, v, v_th)
+        if self.record:
+            with torch.no_grad():
+                self.spike_count += float(torch.count_nonzero(out))
+                self.neuron_steps += out.numel()
+                self.samples += out.shape[1]
+        return out
 
-            def step(u: torch.Tensor) -> torch.Tensor:
-                return (u >= 0).to(u.dtype)
-
+    def _simulate_autograd(self, current, v, v_th, width) -> torch.Tensor:
+        """Differentiable simulation (surrogate gradient through time), for calibration."""
+        T_in = current.shape[0]
         spikes = []
         for t in range(self.timesteps):
             m = v + current[0 if T_in == 1 else t]
-            s = step(m - v_th)
+            s = _Heaviside.apply(m - v_th, width, self.surrogate)
             v = m - v_th * s
             spikes.append(s)
-        s_all = torch.stack(spikes)
-        if self.record:
-            with torch.no_grad():
-                self.spike_count += float(s_all.sum())
-                self.neuron_steps += s_all.numel()
-                self.samples += s_all.shape[1]
-        return s_all * v_th
+        return torch.stack(spikes) * v_th
+
+    @torch.no_grad()
+    def _simulate_inplace(self, current, v0, v_th) -> torch.Tensor:
+        """Inference: the same Eqs. 1-3 with in-place updates and a preallocated output."""
+        T_in = current.shape[0]
+        v = torch.empty_like(current[0])
+        v.copy_(v0.expand_as(v) if v0.dim() else v0)
+        out = torch.empty((self.timesteps, *v.shape), dtype=v.dtype, device=v.device)
+        for t in range(self.timesteps):
+            v.add_(current[0 if T_in == 1 else t])  # m(t) = v(t-1) + I(t)
+            torch.mul(v >= v_th, v_th, out=out[t])  # v_th * s(t), s(t) = H(m(t) - v_th)
+            v.sub_(out[t])  # soft reset
+        return out
 
     def extra_repr(self) -> str:
         shape = tuple(self.v0.shape)

@@ -16,13 +16,14 @@ from qac.audit import audit, audit_markdown
 from qac.checkpoint import atomic_write_text
 from qac.claims import check_all, claims_markdown
 from qac.compare import compare, write_comparison
+from qac.report import reference_rows
 
 __all__ = ["write_summary"]
 
 
 def write_summary(tidy: pd.DataFrame, scale: str, out_dir: str | Path, note: str = "") -> dict:
     out = Path(out_dir)
-    table = compare(tidy, scale=scale, on_duplicate="mean")
+    table = compare(reference_rows(tidy), scale=scale)  # tables 1-8 only: one row per key
     paths = write_comparison(table, out, heading=f"Comparison with the paper ({scale} scale)")
     claims = check_all(tidy)
     text = claims_markdown(claims, heading=f"The paper's claims on our {scale}-scale results")

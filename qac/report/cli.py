@@ -1,0 +1,231 @@
+"""``python -m qac.report``: collect, layers, table, figure (called by the Snakemake rules).
+
+Exit status 0 on success, 2 with a one-line ``qac.report: error: ...`` message on bad input
+(unreadable or malformed files, unknown names, bad arguments).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from qac.report._common import DATASETS, ReportInputError, skipped_rows
+
+__all__ = ["main", "build_parser"]
+
+_PROG = "python -m qac.report"
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, exit 2
+        self.exit(2, f"qac.report: error: {message}\n")
+
+
+def _notes(values: Sequence[str] | None) -> str | dict[str, str] | None:
+    """``--note TEXT`` (all rows) or ``--note DATASET=TEXT`` (per dataset; repeatable)."""
+    if not values:
+        return None
+    per: dict[str, str] = {}
+    plain: list[str] = []
+    for v in values:
+        head, sep, rest = v.partition("=")
+        if sep and head in (*DATASETS, "*"):
+            per[head] = rest
+        else:
+            plain.append(v)
+    if per:
+        if plain:
+            per.setdefault("*", " ".join(plain))
+        return per
+    return " ".join(plain)
+
+
+def _reference(args):
+    if args.no_reference:
+        return None
+    from qac.reference import load_reference
+
+    try:
+        return load_reference(args.reference) if args.reference else load_reference()
+    except (OSError, ValueError) as exc:
+        raise ReportInputError(f"cannot read the reference CSV: {exc}") from exc
+
+
+def cmd_collect(args) -> int:
+    from qac.report.collect import collect, reference_rows, write_csv
+
+    df = collect(args.eval_files, args.scale, main_policy=args.main_policy)
+    write_csv(df, args.out)
+    if args.reference_out:
+        write_csv(reference_rows(df), args.reference_out)
+    print(f"{args.out}: {len(df)} rows from {len(args.eval_files)} eval files")
+    return 0
+
+
+def cmd_layers(args) -> int:
+    from qac.report.collect import layer_profiles, write_csv
+
+    df = layer_profiles(args.eval_files, scale=args.scale)
+    write_csv(df, args.out)
+    print(f"{args.out}: {len(df)} layer rows from {len(args.eval_files)} eval files")
+    return 0
+
+
+def cmd_table(args) -> int:
+    from qac.report.captions import caption
+    from qac.report.collect import read_tidy
+    from qac.report.tables import make_table, write_table
+
+    ours = read_tidy(args.tidy)
+    ref = _reference(args)
+    skipped = skipped_rows(args.skipped) if args.skipped else None
+    df = make_table(args.name, ours, ref, skipped, note=_notes(args.note), scale=args.scale)
+    if args.caption is not None:
+        text = args.caption
+    else:
+        text = caption(args.name, ref) if ref is not None else caption(args.name)
+    paths = write_table(df, args.out_prefix, text)
+    print(f"{args.name}: {len(df)} rows -> " + ", ".join(str(p) for p in paths.values()))
+    return 0
+
+
+def cmd_figure(args) -> int:
+    from qac.report.collect import read_layers, read_tidy
+    from qac.report.figures import make_figure
+
+    tidy = read_tidy(args.tidy) if args.tidy else None
+    layers = read_layers(args.layers) if args.layers else None
+    skipped = skipped_rows(args.skipped) if args.skipped else None
+    paths = make_figure(
+        args.name,
+        {"tidy": tidy, "layers": layers},
+        _reference(args),
+        args.out_dir,
+        skipped=skipped,
+        scale=args.scale,
+    )
+    print(f"{args.name}: " + ", ".join(str(p) for p in paths))
+    return 0
+
+
+#: Names ``captions`` writes by default: the workflow's artifacts.
+ARTIFACT_NAMES: tuple[str, ...] = (
+    *(f"table{i}" for i in range(1, 9)),
+    "fig1",
+    "fig2",
+    "fig3",
+    "figs5_10",
+)
+
+
+def caption_rst(text: str, scale: str | None = None) -> str:
+    """A caption as a reStructuredText paragraph (for ``snakemake --report``)."""
+    import textwrap
+
+    if scale:
+        text += f" Our numbers come from the ``{scale}`` scale."
+    return textwrap.fill(text, width=100) + "\n"
+
+
+def cmd_captions(args) -> int:
+    from qac.report._common import atomic_write_text
+    from qac.report.captions import caption
+
+    ref = _reference(args)
+    names = args.names or list(ARTIFACT_NAMES)
+    out = []
+    for name in names:
+        text = caption(name, ref) if ref is not None else caption(name)
+        out.append(atomic_write_text(f"{args.out_dir}/{name}.rst", caption_rst(text, args.scale)))
+    print(f"{len(out)} captions -> {args.out_dir}")
+    return 0
+
+
+def cmd_caption(args) -> int:
+    from qac.report.captions import caption
+
+    print(caption(args.name, _reference(args)))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog=_PROG, description="Tables, figures and captions of the QAC replication.")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    c = sub.add_parser("collect", help="eval JSON files -> tidy CSV (reference schema)")
+    c.add_argument("--scale", required=True, help="workflow scale written to the 'scale' column")
+    c.add_argument("--out", required=True, help="tidy CSV to write")
+    c.add_argument("--main-policy", default="aver+aver", help="headline alignment policy")
+    c.add_argument(
+        "--reference-out",
+        help="also write only the rows of tables 1-8 (the input for qac.compare)",
+    )
+    c.add_argument("eval_files", nargs="+", metavar="EVAL.json")
+    c.set_defaults(func=cmd_collect)
+
+    c = sub.add_parser("layers", help="eval JSON files -> per-layer T/bits/alpha CSV")
+    c.add_argument("--out", required=True, help="layer CSV to write")
+    c.add_argument("--scale", help="workflow scale written to the 'scale' column")
+    c.add_argument("eval_files", nargs="+", metavar="EVAL.json")
+    c.set_defaults(func=cmd_layers)
+
+    def common(c: argparse.ArgumentParser) -> None:
+        c.add_argument("--skipped", help="CSV/JSON of experiment,dataset,architecture,reason")
+        c.add_argument("--scale", help="use only rows of this scale")
+        c.add_argument("--reference", help="alternative reference CSV (default: packaged)")
+        c.add_argument("--no-reference", action="store_true", help="leave the paper out")
+
+    c = sub.add_parser("table", help="one paper table as CSV + Markdown + LaTeX")
+    c.add_argument("--name", required=True, help="table1 ... table8, energy, exactness")
+    c.add_argument("--tidy", required=True, help="tidy CSV written by 'collect'")
+    c.add_argument(
+        "--note",
+        action="append",
+        help="note for our rows; DATASET=TEXT for one dataset (repeatable)",
+    )
+    c.add_argument("--caption", help="caption (default: the generated caption)")
+    c.add_argument("--out-prefix", required=True, help="writes PREFIX.csv, .md, .tex")
+    common(c)
+    c.set_defaults(func=cmd_table)
+
+    c = sub.add_parser("figure", help="one paper figure as PNG (300 dpi) + PDF")
+    c.add_argument("--name", required=True, help="fig1, fig2, fig3, figs5_10, fig5 ... fig10")
+    c.add_argument("--tidy", help="tidy CSV written by 'collect' (fig2, fig3)")
+    c.add_argument("--layers", help="layer CSV written by 'layers' (fig1, figs5_10)")
+    c.add_argument("--out-dir", required=True, help="output folder")
+    common(c)
+    c.set_defaults(func=cmd_figure)
+
+    c = sub.add_parser("captions", help="write <out-dir>/<name>.rst for every artifact")
+    c.add_argument("--out-dir", required=True, help="output folder")
+    c.add_argument("--scale", help="scale mentioned in the captions")
+    c.add_argument(
+        "--names", nargs="+", help="tables/figures (default: table1-8, fig1-3, figs5_10)"
+    )
+    c.add_argument("--reference", help="alternative reference CSV")
+    c.add_argument("--no-reference", action="store_true", help=argparse.SUPPRESS)
+    c.set_defaults(func=cmd_captions)
+
+    c = sub.add_parser("caption", help="print the caption of a table or figure")
+    c.add_argument("--name", required=True)
+    c.add_argument("--reference", help="alternative reference CSV")
+    c.add_argument("--no-reference", action="store_true", help=argparse.SUPPRESS)
+    c.set_defaults(func=cmd_caption)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except ReportInputError as exc:
+        print(f"qac.report: error: {exc}".replace("\n", " "), file=sys.stderr)
+        return 2
+    except (FileNotFoundError, IsADirectoryError, PermissionError) as exc:
+        print(f"qac.report: error: {exc}".replace("\n", " "), file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

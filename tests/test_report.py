@@ -1,0 +1,615 @@
+"""Tests for the report layer (qac/report): collect, tables, figures, captions, CLI.
+
+Fixtures (tests/fixtures/report/eval/<dataset>/<arch>/<act>.json):
+
+* ``cifar10/resnet20/qac-c4.json`` - a real ``qac evaluate`` output of a tiny, barely trained
+  ResNet-20 (numbers meaningless), trimmed: settings aver+aver, aver+aver,cal, repl+aver,
+  repl+trunc, aver+trunc, aver+aver,k=2, aver+aver+aver,f64;
+* ``cifar10/vgg16/qcfs-L4.json`` - a real QCFS evaluation with the T sweep;
+* ``cifar10/resnet20/qac-c1..c3.json`` and ``cifar10/vgg16/qac-c4.json`` - synthetic
+  (invented numbers, marked in ``_fixture_note``): ANN-only case files (case 3 = inf) and a
+  VGG-16 case-4 model with mixed per-layer T and only the two main settings.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from qac.claims import check_all
+from qac.compare import compare
+from qac.reference import KEY_COLUMNS, load_reference
+from qac.report import (
+    EXPECTED_COLUMNS,
+    EXTRA_TABLE_NAMES,
+    FIGURE_FILES,
+    FIGURE_NAMES,
+    LAYER_COLUMNS,
+    TABLE_NAMES,
+    TIDY_COLUMNS,
+    ReportInputError,
+    caption,
+    collect,
+    expected_rows,
+    layer_profiles,
+    make_figure,
+    make_table,
+    read_layers,
+    read_tidy,
+    reference_rows,
+    skipped_rows,
+    write_csv,
+    write_table,
+)
+from qac.report import figures as report_figures
+from qac.report.cli import main as cli_main
+
+#: Figures need the optional plotting dependencies (pyproject extra "workflow").
+HAS_PLOTTING = all(importlib.util.find_spec(m) for m in ("matplotlib", "seaborn", "PIL"))
+needs_plotting = pytest.mark.skipif(not HAS_PLOTTING, reason="matplotlib/seaborn not installed")
+
+FIXTURES = Path(__file__).parent / "fixtures" / "report" / "eval"
+EVAL_FILES = sorted(str(p) for p in FIXTURES.glob("*/*/*.json"))
+R20_C4 = FIXTURES / "cifar10" / "resnet20" / "qac-c4.json"
+
+SKIPPED = [
+    ("*", "cifar100", "*", "CIFAR-100 not available at cpu scale"),
+    ("*", "imagenet", "vgg16", "ImageNet not available at cpu scale"),
+    ("table4", "cifar10", "resnet18", "alignment ablation not run"),
+    ("table8", "cifar10", "resnet18", "no QCFS ResNet-18 at this scale"),
+]
+NOTE = "CPU scale: CIFAR-10 JPEG copy, expect 2-3 % lower"
+
+
+@pytest.fixture(scope="module")
+def tidy() -> pd.DataFrame:
+    return collect(EVAL_FILES, "cpu")
+
+
+@pytest.fixture(scope="module")
+def layers() -> pd.DataFrame:
+    return layer_profiles(EVAL_FILES, scale="cpu")
+
+
+@pytest.fixture(scope="module")
+def reference() -> pd.DataFrame:
+    return load_reference()
+
+
+def _sel(df: pd.DataFrame, **kw) -> pd.DataFrame:
+    for k, v in kw.items():
+        df = df[df[k].isna()] if v is None else df[df[k] == v]
+    return df
+
+
+def _value(df: pd.DataFrame, **kw) -> float:
+    sub = _sel(df, **kw)
+    assert len(sub) == 1, (kw, sub)
+    return float(sub["value"].iloc[0])
+
+
+# ----------------------------------------------------------------------------- collect
+
+
+def test_fixtures_present() -> None:
+    assert len(EVAL_FILES) == 6
+
+
+def test_collect_rows_per_table(tidy: pd.DataFrame) -> None:
+    assert list(tidy.columns) == list(TIDY_COLUMNS)
+    counts = tidy["table"].value_counts().to_dict()
+    assert counts == {
+        "fig2": 15,  # 5 QAC models x (ann_acc, avg_timesteps, avg_bits)
+        "table1": 6,  # 2 case-4 CIFAR-10 models x (ann_acc, avg_timesteps, snn_acc)
+        "table6": 4,
+        "table3": 4,  # base + base+cal per case-4 model
+        "table4": 5,  # ResNet-20: 4 alignments; VGG-16: aver+aver only
+        "table5": 3,  # ResNet-20 k=1,2; VGG-16 k=1
+        "table8": 17,  # 2 methods x 8 T + the QCFS ANN row
+        "energy": 12,  # 2 models x {base, base+cal} x 3 quantities
+        "exactness": 2,
+    }
+    assert set(tidy["scale"]) == {"cpu"}
+    assert set(tidy["table"]) & {"table2", "table7"} == set()
+    assert tidy["source"].notna().all()
+
+
+def test_collect_values_follow_settings(tidy: pd.DataFrame) -> None:
+    run = {r["setting"]: r for r in json.loads(R20_C4.read_text())["snn"]}
+    ann = json.loads(R20_C4.read_text())["ann"]
+    r20 = _sel(tidy, architecture="resnet20")
+    cal, base = run["aver+aver,cal"]["snn_acc"], run["aver+aver"]["snn_acc"]
+    assert cal != base  # the fixture distinguishes them
+    assert _value(r20, table="table1", quantity="snn_acc") == cal
+    assert _value(r20, table="table1", quantity="ann_acc") == ann["ann_acc"]
+    assert _value(r20, table="table6", quantity="snn_acc") == cal
+    assert _value(r20, table="table3", calibration="base+cal") == cal
+    assert _value(r20, table="table3", calibration="base") == base
+    assert _value(r20, table="table5", k=1) == base
+    assert _value(r20, table="table5", k=2) == run["aver+aver,k=2"]["snn_acc"]
+    assert _value(r20, table="table4", alignment="aver+aver") == base
+    for pol in ("repl+aver", "repl+trunc", "aver+trunc"):
+        assert _value(r20, table="table4", alignment=pol) == run[pol]["snn_acc"]
+    assert _sel(r20, table="table1")["calibration"].isna().all()
+    ex = _sel(r20, table="exactness")
+    assert (
+        _value(ex, quantity="snn_acc", alignment="aver+aver+aver")
+        == (run["aver+aver+aver,f64"]["snn_acc"])
+    )
+    assert _value(ex, quantity="ann_acc") == ann["ann_acc_float64"]
+    assert set(_sel(tidy, table="table1")["case"]) == {4}
+
+
+def test_collect_case3_inf_and_fig2(tidy: pd.DataFrame) -> None:
+    f2 = _sel(tidy, table="fig2", architecture="resnet20")
+    assert sorted(f2["case"].unique()) == [1, 2, 3, 4]
+    for q in ("avg_timesteps", "avg_bits"):
+        v = _value(f2, case=3, quantity=q)
+        assert math.isinf(v) and v > 0
+        assert math.isfinite(_value(f2, case=4, quantity=q))
+    assert (f2["method"] == "QAC").all()
+
+
+def test_collect_table8(tidy: pd.DataFrame) -> None:
+    t8 = _sel(tidy, table="table8")
+    assert (t8["L"] == 4).all() and t8["case"].isna().all()
+    snn = _sel(t8, quantity="snn_acc")
+    assert sorted(snn["method"].unique()) == ["QCFS", "QCFS+aver"]
+    for m in ("QCFS", "QCFS+aver"):
+        assert sorted(_sel(snn, method=m)["T"].astype(int)) == [1, 2, 3, 4, 8, 16, 32, 64]
+    ann = _sel(t8, quantity="ann_acc")
+    assert len(ann) == 1 and ann["T"].isna().all() and ann["method"].iloc[0] == "QCFS"
+
+
+def test_collect_main_policy_changes_mapping() -> None:
+    df = collect([str(R20_C4)], "cpu", main_policy="repl+aver")
+    # repl+aver is now the headline policy; no calibrated repl+aver run -> no table1 rows
+    assert _sel(df, table="table1").empty
+    assert _value(df, table="table3", calibration="base") == _value(
+        df, table="table4", alignment="repl+aver"
+    )
+    # aver+aver (uncalibrated) still feeds table4
+    assert len(_sel(df, table="table4", alignment="aver+aver")) == 1
+
+
+def test_collect_bad_inputs(tmp_path: Path) -> None:
+    bad_name = tmp_path / "eval" / "cifar10" / "resnet20" / "qac-c5.json"
+    bad_name.parent.mkdir(parents=True)
+    shutil.copy(R20_C4, bad_name)
+    with pytest.raises(ReportInputError, match="qac-c5"):
+        collect([bad_name], "cpu")
+    wrong_arch = tmp_path / "eval" / "cifar10" / "vgg16" / "qac-c4.json"
+    wrong_arch.parent.mkdir(parents=True)
+    shutil.copy(R20_C4, wrong_arch)
+    with pytest.raises(ReportInputError, match="resnet20"):
+        collect([wrong_arch], "cpu")
+    assert len(collect([wrong_arch], "cpu", check_spec=False)) > 0
+    broken = tmp_path / "eval" / "cifar10" / "resnet18" / "qac-c4.json"
+    broken.parent.mkdir(parents=True)
+    broken.write_text("{not json")
+    with pytest.raises(ReportInputError, match="JSON"):
+        collect([broken], "cpu")
+    with pytest.raises(ReportInputError, match="no such file"):
+        collect([tmp_path / "eval" / "cifar10" / "vgg16" / "qcfs-L2.json"], "cpu")
+
+
+def test_tidy_and_layers_roundtrip(tmp_path: Path, tidy: pd.DataFrame, layers) -> None:
+    write_csv(tidy, tmp_path / "tidy.csv")
+    back = read_tidy(tmp_path / "tidy.csv")
+    assert list(back.columns) == list(TIDY_COLUMNS)
+    assert len(back) == len(tidy)
+    np.testing.assert_array_equal(back["value"].to_numpy(), tidy["value"].to_numpy())
+    assert back["case"].dtype == tidy["case"].dtype
+    assert math.isinf(_value(back, table="fig2", case=3, quantity="avg_timesteps"))
+    write_csv(layers, tmp_path / "layers.csv")
+    lb = read_layers(tmp_path / "layers.csv")
+    assert list(lb.columns) == list(LAYER_COLUMNS)
+    np.testing.assert_array_equal(lb["T"].to_numpy(), layers["T"].to_numpy())
+    assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_layer_profiles(layers: pd.DataFrame) -> None:
+    assert list(layers.columns) == list(LAYER_COLUMNS)
+    r20 = _sel(layers, architecture="resnet20")
+    assert r20.groupby("case").size().to_dict() == {1: 19, 2: 19, 3: 19, 4: 19}
+    assert np.isinf(_sel(r20, case=3)["T"]).all()
+    assert np.isinf(_sel(r20, case=3)["bits"]).all()
+    vgg = _sel(layers, architecture="vgg16", case=4).sort_values("layer_index")
+    assert list(vgg["layer_index"]) == list(range(15))
+    assert vgg["T"].iloc[-1] == 7.0 and vgg["layer"].iloc[0] == "features.3"
+    qcfs = _sel(layers, act="qcfs-L4")
+    assert qcfs["case"].isna().all() and (qcfs["L"] == 4).all()
+
+
+# ----------------------------------------------------------------------------- tables
+
+
+def _our_numbers(df: pd.DataFrame) -> list[str]:
+    cols = set(df.columns)
+    base = [c for c in df.columns if f"{c}_paper" in cols]
+    skip = {"dataset", "architecture", "method", "source", "type", "status", "note", "L"}
+    return base or [c for c in df.columns if c not in skip and c not in {"case", "calibration"}]
+
+
+@pytest.mark.parametrize("name", TABLE_NAMES + EXTRA_TABLE_NAMES)
+def test_make_table_columns_rows_and_skips(name: str, tidy, reference) -> None:
+    df = make_table(name, tidy, reference, SKIPPED, note=NOTE)
+    assert tuple(df.columns) == EXPECTED_COLUMNS[name]
+    ours = df[df["source"] == "ours"] if "source" in df.columns else df
+    if name in TABLE_NAMES:
+        grid = {
+            "cells": [("cifar10", "resnet20"), ("cifar10", "vgg16")],
+            "table4": [("cifar10", "resnet20"), ("cifar10", "vgg16"), ("cifar10", "resnet18")],
+            "table8": [("cifar10", "vgg16"), ("cifar10", "resnet18")],
+        }
+        assert len(df) == expected_rows(name, grid, reference=reference)
+        assert (ours["note"] == NOTE).all()
+    skipped = ours[ours["status"].str.startswith("skipped (")]
+    ok = ours[ours["status"] == "ok"]
+    if name not in ("table2", "table7"):  # CIFAR-10 results exist for every other table
+        assert len(ok) + len(ours[ours["status"].str.startswith("partial")]) > 0
+    numbers = _our_numbers(df)
+    assert skipped[numbers].isna().all().all(), "a skipped cell shows a number"
+    if name in ("table3", "table4", "table5", "table7", "table8"):
+        cifar100 = ours[ours["dataset"] == "cifar100"]
+        assert len(cifar100) > 0
+        assert (cifar100["status"] == "skipped (CIFAR-100 not available at cpu scale)").all()
+    if name == "table4":
+        r18 = _sel(df, dataset="cifar10", architecture="resnet18")
+        assert r18["status"].iloc[0] == "skipped (alignment ablation not run)"
+    if name == "table8":  # an explicitly skipped cell the paper does not have adds rows
+        r18 = _sel(df, dataset="cifar10", architecture="resnet18")
+        assert len(r18) == 4 * 2 and r18["status"].str.startswith("skipped").all()
+
+
+def test_table1_values_and_paper_rows(tidy, reference) -> None:
+    df = make_table("table1", tidy, reference, SKIPPED, note=NOTE)
+    ours = _sel(df, source="ours", architecture="resnet20")
+    assert len(ours) == 1
+    row = ours.iloc[0]
+    paper = _value(
+        reference, table="table1", architecture="resnet20", method="QAC", quantity="snn_acc"
+    )
+    assert row["snn_acc"] == _value(
+        tidy, table="table1", architecture="resnet20", quantity="snn_acc"
+    )
+    assert row["snn_acc_paper"] == paper
+    assert row["snn_acc_delta"] == pytest.approx(row["snn_acc"] - paper)
+    assert row["status"] == "ok"
+    qac_paper = _sel(df, method="QAC (paper)")
+    assert len(qac_paper) == 3 and (qac_paper["source"] == "paper").all()
+    lit = reference[(reference["table"] == "table1") & (reference["method"] != "QAC")]
+    assert (df["source"] == "paper").sum() == (lit["quantity"] == "snn_acc").sum() + 3
+    r18 = _sel(df, source="ours", architecture="resnet18")
+    assert r18["status"].iloc[0] == "missing (no result)" and r18["snn_acc"].isna().all()
+
+
+def test_skip_hides_existing_numbers(tidy, reference) -> None:
+    df = make_table("table4", tidy, reference, [("table4", "cifar10", "resnet20", "why")])
+    row = _sel(df, dataset="cifar10", architecture="resnet20").iloc[0]
+    assert row["status"] == "skipped (why)"
+    assert math.isnan(row["aver+aver"]) and row["aver+aver_paper"] == 91.71
+
+
+def test_table_without_reference_and_per_dataset_note(tidy) -> None:
+    df = make_table("table1", tidy, None, note={"cifar10": "ten", "*": "other"})
+    assert len(df) == 2 and (df["source"] == "ours").all()
+    assert df["snn_acc_paper"].isna().all() and (df["note"] == "ten").all()
+    assert (
+        expected_rows("table1", [("cifar10", "vgg16"), ("cifar10", "resnet20")], reference=None)
+        == 2
+    )
+
+
+def test_expected_rows_full_grid(reference) -> None:
+    grid = {
+        "datasets": {
+            "cifar10": ["vgg16", "resnet18", "resnet20"],
+            "cifar100": ["vgg16", "resnet18", "resnet20"],
+            "imagenet": ["vgg16"],
+        }
+    }
+    lit = reference[(reference["method"] != "QAC") & (reference["quantity"] == "snn_acc")]
+    for name, n_cells in (("table1", 3), ("table2", 1), ("table7", 3)):
+        n_lit = int((lit["table"] == name).sum())
+        assert expected_rows(name, grid, reference=reference) == n_lit + 2 * n_cells
+    assert expected_rows("table3", grid, reference=reference) == 7
+    assert expected_rows("table4", grid, reference=reference) == 7  # + ImageNet cell
+    assert expected_rows("table8", {"cells": [], "L": [2, 4, 8, 16]}) == 4 * 4 * 2
+    assert expected_rows("table8", {"cells": [], "L": [32]}) == 4 * 5 * 2
+    n6 = int((lit["table"] == "table6").sum())
+    assert expected_rows("table6", grid, reference=reference) == n6 + 7 + 7
+    empty = make_table("table5", pd.DataFrame(columns=list(TIDY_COLUMNS)), reference)
+    assert len(empty) == expected_rows("table5", None, reference=reference) == 6
+    assert (empty["status"] == "missing (no result)").all()
+
+
+def test_table5_base_timesteps(tidy, reference) -> None:
+    df = make_table("table5", tidy, reference)
+    r20 = _sel(df, dataset="cifar10", architecture="resnet20").iloc[0]
+    assert r20["avg_timesteps"] == _value(
+        tidy, table="table1", architecture="resnet20", quantity="avg_timesteps"
+    )
+    assert r20["avg_timesteps_paper"] == 3.74
+    # a tidy frame without the calibrated run falls back to the case-4 ANN's average T
+    only5 = tidy[tidy["table"].isin(["table5", "fig2"])]
+    r20b = _sel(
+        make_table("table5", only5, reference), architecture="resnet20", dataset="cifar10"
+    ).iloc[0]
+    assert r20b["avg_timesteps"] == _value(
+        tidy, table="fig2", architecture="resnet20", case=4, quantity="avg_timesteps"
+    )
+
+
+def test_make_table_rejects_unknown_and_mixed_scales(tidy) -> None:
+    with pytest.raises(ReportInputError, match="unknown table"):
+        make_table("table9", tidy)
+    mixed = pd.concat([tidy, tidy.assign(scale="paper")], ignore_index=True)
+    with pytest.raises(ReportInputError, match="scales"):
+        make_table("table3", mixed)
+    assert len(make_table("table3", mixed, scale="cpu")) == 2
+
+
+def test_write_table_files(tmp_path: Path, tidy, reference) -> None:
+    for name in ("table1", "table8"):
+        df = make_table(name, tidy, reference, SKIPPED, note=NOTE)
+        paths = write_table(df, tmp_path / "tables" / name, caption(name, reference))
+        assert set(paths) == {"csv", "md", "tex"}
+        back = pd.read_csv(paths["csv"])
+        assert list(back.columns) == list(EXPECTED_COLUMNS[name]) and len(back) == len(df)
+        md = paths["md"].read_text().splitlines()
+        header = next(line for line in md if line.startswith("| "))
+        assert header.startswith("| dataset |")
+        assert md[md.index(header) + 1].startswith("|---")
+        assert sum(line.startswith("| ") for line in md) == len(df) + 1
+        tex = paths["tex"].read_text()
+        assert "\\begin{tabular}" in tex and "\\end{tabular}" in tex and "\\caption{" in tex
+        assert "skipped" in paths["md"].read_text()
+        assert "ann\\_acc" in tex and "_acc" not in tex.replace("\\_acc", "")
+    assert "\\textless{}L\\textgreater{}" in tex  # table8's caption says qcfs-L<L>
+    assert not list((tmp_path / "tables").glob(".*"))
+
+
+def test_skipped_rows_inputs(tmp_path: Path) -> None:
+    csv = tmp_path / "skipped.csv"
+    csv.write_text("experiment,dataset,arch,reason\nfig2,cifar100,vgg16,no data\n")
+    df = skipped_rows(csv)
+    assert df.to_dict("records") == [
+        {"experiment": "fig2", "dataset": "cifar100", "architecture": "vgg16", "reason": "no data"}
+    ]
+    js = tmp_path / "skipped.json"
+    js.write_text(json.dumps([["*", "imagenet", "*", "no ImageNet"]]))
+    assert skipped_rows(js)["reason"].tolist() == ["no ImageNet"]
+    wf = tmp_path / "workflow_skipped.csv"  # the format of qac.workflow.write_skipped
+    wf.write_text(
+        "artifact,dataset,arch,act,reason\n"
+        "table7,cifar100,vgg16,qac-c4,cifar100 is not available at the cpu scale\n"
+    )
+    assert skipped_rows(wf).iloc[0].to_dict() == {
+        "experiment": "table7",
+        "dataset": "cifar100",
+        "architecture": "vgg16",
+        "reason": "cifar100 is not available at the cpu scale",
+    }
+    header_only = tmp_path / "none.csv"
+    header_only.write_text("artifact,dataset,arch,act,reason\n")
+    assert len(skipped_rows(header_only)) == 0
+    empty = tmp_path / "empty.csv"
+    empty.write_text("")
+    assert len(skipped_rows(empty)) == 0
+    with pytest.raises(ReportInputError):
+        skipped_rows([("table1", "cifar10")])
+    with pytest.raises(ReportInputError, match="not found"):
+        skipped_rows(tmp_path / "nope.csv")
+
+
+# ----------------------------------------------------------------------------- figures
+
+
+def _check_png(path: Path) -> None:
+    from PIL import Image
+
+    with Image.open(path) as im:
+        assert im.format == "PNG"
+        w, h = im.size
+        assert w > 200 and h > 150
+        arr = np.asarray(im.convert("L"), dtype=float)
+    assert arr.std() > 1.0, f"{path.name} is blank"
+
+
+def _check_pdf(path: Path) -> None:
+    data = path.read_bytes()
+    assert data.startswith(b"%PDF") and len(data) > 1000
+
+
+@pytest.fixture(scope="module")
+def figure_run(tmp_path_factory, tidy, layers, reference):
+    out = tmp_path_factory.mktemp("figures")
+    messages: list[tuple[str, str]] = []
+    orig = report_figures._empty_panel
+
+    def spy(ax, title, message):
+        messages.append((title, message))
+        orig(ax, title, message)
+
+    report_figures._empty_panel = spy
+    try:
+        paths = {}
+        for name in ("fig1", "fig2", "fig3", "figs5_10"):
+            paths[name] = make_figure(
+                name, (tidy, layers), reference, out, skipped=SKIPPED, scale="cpu", dpi=60
+            )
+    finally:
+        report_figures._empty_panel = orig
+    return out, paths, messages
+
+
+@needs_plotting
+def test_figures_written(figure_run) -> None:
+    out, paths, _ = figure_run
+    stems = {s for n in ("fig1", "fig2", "fig3", "figs5_10") for s in FIGURE_FILES[n]}
+    assert stems == {f"fig{i}" for i in (1, 2, 3, 5, 6, 7, 8, 9, 10)}
+    assert set(FIGURE_NAMES) >= {"fig1", "fig2", "fig3", "figs5_10"}
+    for stem in stems:
+        _check_png(out / f"{stem}.png")
+        _check_pdf(out / f"{stem}.pdf")
+    assert len(paths["figs5_10"]) == 12
+    assert not list(out.glob(".*"))
+
+
+@needs_plotting
+def test_figures_say_why_panels_are_empty(figure_run) -> None:
+    _, _, messages = figure_run
+    text = {title: msg for title, msg in messages}
+    assert text["VGG-16 / CIFAR-100"] == "skipped (CIFAR-100 not available at cpu scale)"
+    fig10 = [m for t, m in messages if t.startswith("Fig. 10")]
+    assert fig10 == ["skipped (ImageNet not available at cpu scale)"]
+    fig5 = [m for t, m in messages if t.startswith("Fig. 5")]
+    assert fig5 == ["no results for this panel (not run)"]  # ResNet-18 never ran
+    assert not any(t.startswith(("Fig. 1 ", "Fig. 7")) for t, _ in messages)
+
+
+@needs_plotting
+def test_fully_skipped_figures(tmp_path: Path, monkeypatch) -> None:
+    messages: list[tuple[str, str]] = []
+    orig = report_figures._empty_panel
+
+    def spy(ax, title, message):
+        messages.append((title, message))
+        orig(ax, title, message)
+
+    monkeypatch.setattr(report_figures, "_empty_panel", spy)
+    empty = pd.DataFrame(columns=list(TIDY_COLUMNS))
+    skip = [("*", "*", "*", "nothing runs at this scale")]
+    paths = make_figure("fig2", empty, None, tmp_path, skipped=skip, dpi=60)
+    paths += make_figure(
+        "fig1", pd.DataFrame(columns=list(LAYER_COLUMNS)), None, tmp_path, skipped=skip
+    )
+    assert [p.name for p in paths] == ["fig2.png", "fig2.pdf", "fig1.png", "fig1.pdf"]
+    assert len(messages) == 4 + 1  # the four panels of Fig. 2/11, then Fig. 1
+    assert {m for _, m in messages} == {"skipped (nothing runs at this scale)"}
+    for p in paths:
+        (_check_png if p.suffix == ".png" else _check_pdf)(p)
+
+
+@needs_plotting
+def test_make_figure_bad_input(tmp_path: Path, tidy) -> None:
+    with pytest.raises(ReportInputError, match="unknown figure"):
+        make_figure("fig4", tidy, None, tmp_path)
+    with pytest.raises(ReportInputError, match="layer profiles"):
+        make_figure("fig1", tidy, None, tmp_path)
+
+
+# ----------------------------------------------------------------------------- schema
+
+
+def test_claims_and_compare_accept_collect_output(tidy, reference) -> None:
+    results = {r.id: r for r in check_all(tidy)}
+    assert set(results) == {f"C{i}" for i in range(1, 8)}
+    assert results["C1"].status == "holds"  # the float64 aver+aver+aver run equals its ANN
+    assert results["C2"].status == "holds"  # case 4 fewest timesteps, case 3 inf
+    assert results["C3"].status in ("holds", "fails")
+    assert results["C6"].status in ("holds", "fails")
+    assert all(r.status in ("holds", "fails", "not-run") for r in results.values())
+    ref_rows = reference_rows(tidy)
+    assert not ref_rows.duplicated([c for c in KEY_COLUMNS]).any()
+    out = compare(ref_rows, reference, scale="cpu")
+    # every row of ours has a reported counterpart except the QCFS ANN accuracy (table8)
+    assert (out["verdict"] == "informational").sum() == len(ref_rows) - 1
+    got = out[(out["verdict"] == "informational") & (out["table"] == "table1")]
+    assert set(got["architecture"]) == {"vgg16", "resnet20"}
+
+
+# ----------------------------------------------------------------------------- captions
+
+
+def test_captions_from_reference(reference) -> None:
+    names = TABLE_NAMES + EXTRA_TABLE_NAMES + ("fig1", "fig2", "fig3", "figs5_10", "fig7")
+    for name in names:
+        text = caption(name, reference)
+        plain = text.replace("Fig. ", "Fig ").replace("Sec. ", "Sec ").replace("e.g. ", "eg ")
+        n = plain.count(". ") + 1
+        assert 2 <= n <= 5 and len(text) > 80, (name, text)
+    assert "94.78 %" in caption("table1", reference) and "2.33" in caption("table1", reference)
+    changed = reference.copy()
+    mask = (
+        (changed["table"] == "table1")
+        & (changed["architecture"] == "vgg16")
+        & (changed["method"] == "QAC")
+        & (changed["quantity"] == "snn_acc")
+    )
+    changed.loc[mask, "value"] = 12.34
+    assert "12.34 %" in caption("table1", changed)
+    with pytest.raises(ReportInputError):
+        caption("table42", reference)
+
+
+# ----------------------------------------------------------------------------- CLI
+
+
+def test_cli_end_to_end(tmp_path: Path, capsys) -> None:
+    tidy_csv, layers_csv = tmp_path / "tidy.csv", tmp_path / "layers.csv"
+    skipped_csv = tmp_path / "skipped.csv"
+    pd.DataFrame(SKIPPED, columns=["experiment", "dataset", "architecture", "reason"]).to_csv(
+        skipped_csv, index=False
+    )
+    assert cli_main(["collect", "--scale", "cpu", "--out", str(tidy_csv), *EVAL_FILES]) == 0
+    assert cli_main(["layers", "--out", str(layers_csv), *EVAL_FILES]) == 0
+    prefix = tmp_path / "results" / "cpu" / "tables" / "table3"
+    args = ["table", "--name", "table3", "--tidy", str(tidy_csv), "--skipped", str(skipped_csv)]
+    assert cli_main([*args, "--note", NOTE, "--out-prefix", str(prefix)]) == 0
+    df = pd.read_csv(prefix.with_suffix(".csv"))
+    assert list(df.columns) == list(EXPECTED_COLUMNS["table3"]) and (df["note"] == NOTE).all()
+    assert "Paper (Table 3)" in prefix.with_suffix(".md").read_text()
+    if HAS_PLOTTING:
+        fig_args = [
+            "figure",
+            "--name",
+            "fig1",
+            "--tidy",
+            str(tidy_csv),
+            "--layers",
+            str(layers_csv),
+            "--skipped",
+            str(skipped_csv),
+            "--out-dir",
+            str(tmp_path / "f"),
+        ]
+        assert cli_main(fig_args) == 0
+        _check_png(tmp_path / "f" / "fig1.png")
+    assert cli_main(["captions", "--out-dir", str(tmp_path / "cap"), "--scale", "cpu"]) == 0
+    rst = sorted(p.name for p in (tmp_path / "cap").glob("*.rst"))
+    assert len(rst) == 12 and "figs5_10.rst" in rst and "table8.rst" in rst
+    assert "``cpu``" in (tmp_path / "cap" / "table1.rst").read_text()
+    capsys.readouterr()
+
+    bad = [
+        ["table", "--name", "table9", "--tidy", str(tidy_csv), "--out-prefix", str(prefix)],
+        [
+            "table",
+            "--name",
+            "table1",
+            "--tidy",
+            str(tmp_path / "nope.csv"),
+            "--out-prefix",
+            str(prefix),
+        ],
+        ["collect", "--scale", "cpu", "--out", str(tidy_csv), str(tmp_path / "x.json")],
+        ["figure", "--name", "fig2", "--layers", str(layers_csv), "--out-dir", str(tmp_path)],
+        ["table", "--name", "table1"],  # missing required arguments
+    ]
+    for argv in bad:
+        try:
+            rc = cli_main(argv)
+        except SystemExit as exc:  # argparse errors
+            rc = exc.code
+        err = capsys.readouterr().err
+        assert rc == 2, argv
+        assert err.startswith("qac.report: error:") and err.count("\n") == 1, err
