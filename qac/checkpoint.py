@@ -8,16 +8,13 @@ directory and moved into place (``os.replace``), so a crash never leaves a half-
 
 from __future__ import annotations
 
-import contextlib
-import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
+from qac.io import atomic_path, atomic_write_bytes, atomic_write_json, atomic_write_text
 from qac.models import architecture_names, build
 
 __all__ = [
@@ -37,48 +34,6 @@ FORMAT = "qac-checkpoint/1"
 
 class CheckpointError(RuntimeError):
     """A checkpoint is missing, unreadable, or does not fit what was asked of it."""
-
-
-@contextlib.contextmanager
-def atomic_path(path: str | Path):
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600 files; give outputs the usual mode
-    try:
-        yield tmp
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-
-
-def atomic_write_bytes(path: str | Path, data: bytes) -> None:
-    with atomic_path(path) as tmp, open(tmp, "wb") as f:
-        f.write(data)
-
-
-def atomic_write_text(path: str | Path, text: str) -> None:
-    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-
-
-def atomic_write_json(path: str | Path, obj: Any) -> None:
-    atomic_write_text(
-        path, json.dumps(obj, indent=2, sort_keys=False, default=_json_default) + "\n"
-    )
-
-
-def _json_default(obj: Any) -> Any:
-    if isinstance(obj, torch.Tensor):
-        return obj.tolist()
-    if isinstance(obj, Path):
-        return str(obj)
-    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
 
 
 def model_spec(

@@ -284,8 +284,8 @@ def cmd_evaluate(args) -> int:
 
 def cmd_calibrate(args) -> int:
     from qac.calibrate import CalibrationConfig, calibrate
-    from qac.checkpoint import atomic_path
     from qac.evaluate import evaluate_snn
+    from qac.io import atomic_path
 
     device = resolve_device(args.device)
     model, payload = load_model(args.checkpoint, arch=args.arch, map_location=device)

@@ -21,13 +21,13 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Literal
 
 import pandas as pd
 
+from qac.io import atomic_write_text
 from qac.reference import KEY_COLUMNS, load_reference, normalize_frame
 
 __all__ = [
@@ -295,21 +295,6 @@ def comparison_markdown(
     return "\n".join(lines)
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` via a temp file in the same directory + ``os.replace``."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def write_comparison(
     df: pd.DataFrame,
     out_dir: str | os.PathLike[str],
@@ -327,8 +312,8 @@ def write_comparison(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     csv_path, md_path = out / "comparison.csv", out / "comparison.md"
-    _atomic_write(csv_path, df.to_csv(index=False, lineterminator="\n"))
-    _atomic_write(
+    atomic_write_text(csv_path, df.to_csv(index=False, lineterminator="\n"))
+    atomic_write_text(
         md_path,
         comparison_markdown(df, heading=heading, include_not_reproduced=include_not_reproduced),
     )

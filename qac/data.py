@@ -99,6 +99,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from qac.io import atomic_path
+
 __all__ = [
     "AugmentConfig",
     "BatchLoader",
@@ -405,18 +407,8 @@ def _balanced_subset(labels: torch.Tensor, limit: int | None) -> torch.Tensor | 
 
 
 def _atomic_torch_save(obj: object, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".tmp-{path.name}-", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            torch.save(obj, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600; caches may be shared
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp:
+        torch.save(obj, tmp)
 
 
 def _read_tensor_cache(path: Path) -> tuple[torch.Tensor, torch.Tensor, list[str]] | None:

@@ -13,9 +13,9 @@ from pathlib import Path
 import pandas as pd
 
 from qac.audit import audit, audit_markdown
-from qac.checkpoint import atomic_write_text
 from qac.claims import check_all, claims_markdown
 from qac.compare import compare, write_comparison
+from qac.io import atomic_write_text
 from qac.report import reference_rows
 
 __all__ = ["write_summary"]

@@ -243,7 +243,7 @@ SKIPPED_FIELDS = ["artifact", "dataset", "arch", "act", "reason"]
 
 def write_skipped(cfg: dict, path: str | Path) -> None:
     """Write :func:`skipped_items` as CSV (atomically; a header only when nothing is skipped)."""
-    from qac.checkpoint import atomic_path
+    from qac.io import atomic_path
 
     with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=SKIPPED_FIELDS)
