@@ -146,8 +146,7 @@ class VGG(nn.Module):
             elif isinstance(m, nn.BatchNorm2d):
                 nn.init.ones_(m.weight)
                 nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.Linear):
-                nn.init.normal_(m.weight, 0, 0.01)
+            elif isinstance(m, nn.Linear):  # PyTorch's default weights, zero bias (QCFS code)
                 nn.init.zeros_(m.bias)
 
     def forward(self, x):
