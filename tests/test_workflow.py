@@ -140,6 +140,15 @@ def test_smoke_second_run_has_nothing_to_do(smoke_run):
 
 
 @pytest.mark.slow
+def test_smoke_report_is_self_contained(smoke_run):
+    report = smoke_run / "report.html"
+    proc = snakemake(smoke_run, "--report", str(report), "--config", "scale=smoke")
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-2000:]
+    html = report.read_text(errors="replace")
+    assert len(html) > 100_000 and "fig2.png" in html and "table1.csv" in html
+
+
+@pytest.mark.slow
 def test_smoke_exactness_claim_holds(smoke_run):
     tidy = pd.read_csv(smoke_run / "results" / "smoke" / "tidy.csv")
     exact = tidy[tidy["table"] == "exactness"]

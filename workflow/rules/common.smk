@@ -14,6 +14,7 @@ from qac.workflow import (
     train_options,
 )
 
+WORKDIR = Path.cwd()  # captions of generated files are read from the working directory
 CKPT = f"checkpoints/{SCALE}"
 RES = f"results/{SCALE}"
 FIG = f"figures/{SCALE}"

@@ -46,7 +46,7 @@ for _table in TABLES:
         output:
             csv=report(
                 f"{RES}/tables/{_table}.csv",
-                caption=f"../{RES}/captions/{_table}.rst",
+                caption=f"{WORKDIR}/{RES}/captions/{_table}.rst",
                 category="Tables",
             ),
             md=f"{RES}/tables/{_table}.md",
@@ -73,7 +73,7 @@ for _figure in FIGURES:
             skipped=f"{RES}/skipped.csv",
         output:
             [
-                report(f, caption=f"../{RES}/captions/{_figure}.rst", category="Figures")
+                report(f, caption=f"{WORKDIR}/{RES}/captions/{_figure}.rst", category="Figures")
                 if f.endswith(".png")
                 else f
                 for f in figure_files(_figure)
@@ -115,12 +115,12 @@ rule summary:
     output:
         csv=f"{RES}/comparison.csv",
         md=report(
-            f"{RES}/comparison.md", caption="../workflow/report/comparison.rst", category="Paper"
+            f"{RES}/comparison.md", caption="../report/comparison.rst", category="Paper"
         ),
         claims=report(
-            f"{RES}/claims.md", caption="../workflow/report/claims.rst", category="Paper"
+            f"{RES}/claims.md", caption="../report/claims.rst", category="Paper"
         ),
-        audit=report(f"{RES}/audit.md", caption="../workflow/report/audit.rst", category="Paper"),
+        audit=report(f"{RES}/audit.md", caption="../report/audit.rst", category="Paper"),
     params:
         note=shlex.quote(CFG.get("data_note", "")),
     log:
