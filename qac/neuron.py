@@ -221,15 +221,23 @@ class IFNeuron(nn.Module):
 
     @torch.no_grad()
     def _simulate_inplace(self, current, v0, v_th) -> torch.Tensor:
-        """Inference: the same Eqs. 1-3 with in-place updates and a preallocated output."""
+        """Inference: the same Eqs. 1-3 with in-place arithmetic and a preallocated output.
+
+        The spike is computed as ``clip(floor(m / v_th), 0, 1)``, which equals
+        ``H(m - v_th) = [m >= v_th]`` exactly in IEEE arithmetic for v_th > 0 (division is
+        correctly rounded and monotone, and no quotient below 1 rounds up to 1); it avoids the
+        comparison and bool-to-float kernels, which are several times slower on CPUs.
+        """
         T_in = current.shape[0]
         v = torch.empty_like(current[0])
         v.copy_(v0.expand_as(v) if v0.dim() else v0)
         out = torch.empty((self.timesteps, *v.shape), dtype=v.dtype, device=v.device)
         for t in range(self.timesteps):
             v.add_(current[0 if T_in == 1 else t])  # m(t) = v(t-1) + I(t)
-            torch.mul(v >= v_th, v_th, out=out[t])  # v_th * s(t), s(t) = H(m(t) - v_th)
-            v.sub_(out[t])  # soft reset
+            spike = out[t]
+            torch.div(v, v_th, out=spike).floor_().clamp_(0, 1)  # s(t) = H(m(t) - v_th)
+            spike.mul_(v_th)  # output v_th * s(t)
+            v.sub_(spike)  # soft reset: v(t) = m(t) - v_th * s(t)
         return out
 
     def extra_repr(self) -> str:

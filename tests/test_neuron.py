@@ -125,3 +125,23 @@ def test_bad_arguments(kwargs, error, message):
 def test_misaligned_input_is_an_error():
     with pytest.raises(ValueError, match="align the input"):
         IFNeuron(4, v_th=1.0)(torch.zeros(3, 1, 2))
+
+
+def test_inference_path_equals_autograd_path_at_threshold_ties():
+    # Values exactly at, just below and just above the threshold, in float32 and float64.
+    for dtype in (torch.float32, torch.float64):
+        v_th = torch.tensor([1.0, 0.3, 2.0**-3, 1.7], dtype=dtype)
+        below = torch.nextafter(v_th, torch.zeros_like(v_th))
+        above = torch.nextafter(v_th, torch.full_like(v_th, 10.0))
+        current = torch.stack([v_th, below, above, -v_th, 3 * v_th]).reshape(5, 1, 4)
+        neuron = IFNeuron(1, v_th=v_th, v0="zero")
+        fast = neuron(current.reshape(1, 5, 4))
+        slow = neuron._simulate_autograd(
+            current.reshape(1, 5, 4), torch.zeros(4, dtype=dtype), v_th, v_th
+        )
+        assert torch.equal(fast, slow)
+        assert fast[0, :, 0].tolist() == [1.0, 0.0, 1.0, 0.0, 1.0]
+        gen = torch.Generator().manual_seed(0)
+        x = torch.rand(6, 64, 4, generator=gen, dtype=dtype) * 2 - 0.5
+        n6 = IFNeuron(6, v_th=v_th)
+        assert torch.equal(n6(x), n6._simulate_autograd(x, v_th / 2, v_th, v_th))

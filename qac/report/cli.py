@@ -161,13 +161,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--reference-out",
         help="also write only the rows of tables 1-8 (the input for qac.compare)",
     )
-    c.add_argument("eval_files", nargs="+", metavar="EVAL.json")
+    c.add_argument("eval_files", nargs="*", metavar="EVAL.json")
     c.set_defaults(func=cmd_collect)
 
     c = sub.add_parser("layers", help="eval JSON files -> per-layer T/bits/alpha CSV")
     c.add_argument("--out", required=True, help="layer CSV to write")
     c.add_argument("--scale", help="workflow scale written to the 'scale' column")
-    c.add_argument("eval_files", nargs="+", metavar="EVAL.json")
+    c.add_argument("eval_files", nargs="*", metavar="EVAL.json")
     c.set_defaults(func=cmd_layers)
 
     def common(c: argparse.ArgumentParser) -> None:
