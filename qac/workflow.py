@@ -80,9 +80,30 @@ def resolve_config(user: dict[str, Any], preset_dir: Path = PRESET_DIR) -> dict[
         raise ValueError(f"unknown scale {scale!r}: expected one of {', '.join(SCALES)}")
     defaults = yaml.safe_load((preset_dir / "defaults.yaml").read_text())
     preset = yaml.safe_load((preset_dir / f"{scale}.yaml").read_text()) or {}
-    cfg = deep_merge(deep_merge(defaults, preset), user)
+    cfg = deep_merge(deep_merge(defaults, preset), _typed(user))
     cfg["scale"] = scale
     return cfg
+
+
+def _typed(value: Any) -> Any:
+    """Snakemake passes values nested in ``--config key={a: 1}`` on as strings ('1'): read
+    every string as YAML so that numbers, booleans and null get their types back."""
+    if isinstance(value, dict):
+        return {k: _typed(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_typed(v) for v in value]
+    if isinstance(value, str):
+        try:
+            parsed = yaml.safe_load(value)
+        except yaml.YAMLError:
+            return value
+        if isinstance(parsed, int | float | bool) or parsed is None:
+            return parsed
+        try:
+            return float(value)  # '1e-3', which YAML 1.1 reads as a string
+        except ValueError:
+            return value
+    return value
 
 
 def available(cfg: dict, dataset: str) -> bool:
