@@ -63,6 +63,11 @@ def summary_files():
     ]
 
 
+def gpus():
+    """GPUs a train/calibrate/evaluate job asks for: none when the device is pinned to the CPU."""
+    return 0 if CFG["device"] == "cpu" else CFG["resources"]["gpus"]
+
+
 def quoted(args):
     return " ".join(shlex.quote(str(a)) for a in args)
 

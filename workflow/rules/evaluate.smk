@@ -18,7 +18,7 @@ rule calibrate:
     resources:
         mem_mb=CFG["resources"]["mem_mb"],
         runtime=CFG["resources"]["eval_runtime"],
-        gpu=CFG["resources"]["gpus"],
+        gpu=gpus(),
     shell:
         "QAC_THREADS={threads} {PY} -m qac.cli calibrate --checkpoint {input.model} "
         "--out {output.state} --metrics {output.metrics} {params.args} --no-progress "
@@ -47,7 +47,7 @@ rule evaluate:
     resources:
         mem_mb=CFG["resources"]["mem_mb"],
         runtime=CFG["resources"]["eval_runtime"],
-        gpu=CFG["resources"]["gpus"],
+        gpu=gpus(),
     shell:
         "QAC_THREADS={threads} {PY} -m qac.cli evaluate --checkpoint {input.model} "
         "{params.calibration} --out {output} {params.args} --no-progress > {log} 2>&1"

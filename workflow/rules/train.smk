@@ -16,7 +16,7 @@ rule train:
     resources:
         mem_mb=CFG["resources"]["mem_mb"],
         runtime=CFG["resources"]["train_runtime"],
-        gpu=CFG["resources"]["gpus"],
+        gpu=gpus(),
     shell:
         "QAC_THREADS={threads} {PY} -m qac.cli train --config-json {params.cfg} "
         "--out {params.out} --no-progress > {log} 2>&1"
