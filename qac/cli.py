@@ -208,12 +208,17 @@ def cmd_train(args) -> int:
     return 0
 
 
+def _load_checkpoint_model(args):
+    """(device, model in eval mode, checkpoint payload) for the evaluate/calibrate commands."""
+    device = resolve_device(args.device)
+    model, payload = load_model(args.checkpoint, arch=args.arch, map_location=device)
+    return device, model.to(device).eval(), payload
+
+
 def cmd_evaluate(args) -> int:
     from qac.evaluate import evaluate_ann, evaluate_snn, qcfs_sweep
 
-    device = resolve_device(args.device)
-    model, payload = load_model(args.checkpoint, arch=args.arch, map_location=device)
-    model = model.to(device).eval()
+    device, model, payload = _load_checkpoint_model(args)
     test = _dataset_for(args, payload, "test", args.limit)
     loader = BatchLoader(test, args.batch_size, train=False, device=device)
     progress = not args.no_progress
@@ -287,9 +292,7 @@ def cmd_calibrate(args) -> int:
     from qac.evaluate import evaluate_snn
     from qac.io import atomic_path
 
-    device = resolve_device(args.device)
-    model, payload = load_model(args.checkpoint, arch=args.arch, map_location=device)
-    model = model.to(device).eval()
+    device, model, payload = _load_checkpoint_model(args)
     train_set = _dataset_for(args, payload, "train", args.samples)
     calib_loader = BatchLoader(
         train_set, 512, train=False, augment=AugmentConfig.none(), device=device

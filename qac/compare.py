@@ -28,7 +28,7 @@ from typing import Literal
 import pandas as pd
 
 from qac.io import atomic_write_text
-from qac.reference import KEY_COLUMNS, load_reference, normalize_frame
+from qac.reference import KEY_COLUMNS, TEXT_COLUMNS, load_reference, normalize_frame
 
 __all__ = [
     "DEFAULT_TOLERANCES",
@@ -198,18 +198,7 @@ def compare(
     merged["verdict"] = merged.apply(verdict, axis=1) if len(merged) else pd.Series(dtype=object)
     merged["scale"] = scale
     out = merged[list(OUTPUT_COLUMNS)].copy()
-    for c in (
-        "table",
-        "dataset",
-        "architecture",
-        "method",
-        "quantity",
-        "alignment",
-        "calibration",
-        "unit",
-        "reported_note",
-        "ours_note",
-    ):
+    for c in [c for c in TEXT_COLUMNS if c != "note"] + ["reported_note", "ours_note"]:
         out[c] = (
             out[c]
             .astype("object")

@@ -398,22 +398,28 @@ def _table_results(name, mine, ref, rl, skipped, cells, note) -> list[dict[str, 
             )
         reason = skip_reason(skipped, [name], ds, ar)
         ours = {c: mine.get(name, ds, ar, "QAC", q) for c, q in quantities.items()}
-        if reason:
-            ours = dict.fromkeys(ours, math.nan)
-        row = {
-            "dataset": ds,
-            "architecture": ar,
-            "method": "QAC (ours)",
-            "source": "ours",
-            **ours,
-            "status": _status(reason, ours),
-            "note": _note_for(note, ds),
-        }
-        for c in quantities:
-            row[f"{c}_paper"] = paper[c]
-            row[f"{c}_delta"] = _delta(ours[c], paper[c])
-        rows.append(row)
+        rows.append(_ours_row(ds, ar, ours, paper, reason, note))
     return rows
+
+
+def _ours_row(ds, ar, ours, paper, reason, note, **extra) -> dict[str, Any]:
+    """The "QAC (ours)" row: our values (blank when skipped) beside the paper's and the deltas."""
+    if reason:
+        ours = dict.fromkeys(ours, math.nan)
+    row = {
+        "dataset": ds,
+        "architecture": ar,
+        "method": "QAC (ours)",
+        **extra,
+        "source": "ours",
+        **ours,
+        "status": _status(reason, ours),
+        "note": _note_for(note, ds),
+    }
+    for c in ours:
+        row[f"{c}_paper"] = paper[c]
+        row[f"{c}_delta"] = _delta(ours[c], paper[c])
+    return row
 
 
 def _table6(mine, ref, rl, skipped, cells, note) -> list[dict[str, Any]]:
@@ -469,22 +475,7 @@ def _table6(mine, ref, rl, skipped, cells, note) -> list[dict[str, Any]]:
                 "time_steps": mine.get("table6", ds, ar, "QAC", "avg_timesteps"),
                 "snn_acc": mine.get("table6", ds, ar, "QAC", "snn_acc"),
             }
-            if reason:
-                ours = dict.fromkeys(ours, math.nan)
-            row = {
-                "dataset": ds,
-                "architecture": ar,
-                "method": "QAC (ours)",
-                "type": "ANN-to-SNN",
-                "source": "ours",
-                **ours,
-                "status": _status(reason, ours),
-                "note": _note_for(note, ds),
-            }
-            for c in ours:
-                row[f"{c}_paper"] = paper[c]
-                row[f"{c}_delta"] = _delta(ours[c], paper[c])
-            rows.append(row)
+            rows.append(_ours_row(ds, ar, ours, paper, reason, note, type="ANN-to-SNN"))
     return rows
 
 
