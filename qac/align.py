@@ -162,6 +162,7 @@ class TimeAlign(torch.nn.Module):
         self.T_out: int | None = None
         self.policy: AlignmentPolicy | None = None
         self.record = False
+        self.materialize = False  # reference simulation: every step stored explicitly
         self.reset_stats()
 
     def reset_stats(self) -> None:
@@ -175,6 +176,8 @@ class TimeAlign(torch.nn.Module):
         if self.record:
             key = f"{T_in}->{self.T_out}:{method}"
             self.calls[key] = self.calls.get(key, 0) + 1
+        if self.materialize:
+            return align(x, self.T_out, method).contiguous()
         return align_signal(x, self.T_out, method)
 
     def extra_repr(self) -> str:

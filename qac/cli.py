@@ -19,7 +19,7 @@ import yaml
 from qac.checkpoint import CheckpointError, atomic_write_json, load_model
 from qac.data import AugmentConfig, BatchLoader, DatasetNotFoundError, load_dataset
 from qac.quant import InfiniteTimestepsError
-from qac.runtime import resolve_device, set_threads
+from qac.runtime import resolve_device, set_threads, tune_allocator
 from qac.train import ConfigError, TrainConfig, TrainingDivergedError
 
 USER_ERRORS = (
@@ -453,6 +453,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     set_threads()
+    tune_allocator()
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)

@@ -58,6 +58,7 @@ class TimeFolded(nn.Module):
         super().__init__()
         self.module = module
         self.record = False
+        self.per_step = False  # reference mode: one call per time step
         self.reset_stats()
 
     def reset_stats(self) -> None:
@@ -67,8 +68,10 @@ class TimeFolded(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         T, B = x.shape[0], x.shape[1]
-        y = self.module(x.flatten(0, 1))
-        y = y.unflatten(0, (T, B))
+        if self.per_step:
+            y = torch.stack([self.module(x[t]) for t in range(T)])
+        else:
+            y = self.module(x.flatten(0, 1)).unflatten(0, (T, B))
         if self.record and isinstance(self.module, _SYNAPTIC):
             self._count(x, y)
         return y
@@ -102,17 +105,123 @@ def neurons(model: nn.Module) -> Iterator[tuple[str, IFNeuron]]:
 
 
 class SpikingNetwork(nn.Module):
-    """A converted mixed-timestep SNN. ``forward(images)`` returns time-averaged logits."""
+    """A converted mixed-timestep SNN. ``forward(images)`` returns time-averaged logits.
 
-    def __init__(self, body: nn.Module, policy: AlignmentPolicy) -> None:
+    Two simulations of the same equations:
+
+    - the fast one (default): time folded into the batch, inputs constant in time kept as one
+      step (layers behind an ``average`` alignment run once), the fused IF kernel
+      (:mod:`qac.kernels`) and, on CPUs, micro-batches sized so that the largest folded
+      activation (``T_l x b`` samples) stays within ``fold_budget_mib`` of cache;
+    - the reference one (:meth:`set_reference`): every signal materialised with all its steps,
+      every stateless layer called once per step, the IF neuron written as Eqs. 1-3 with an
+      explicit comparison, no micro-batches. Tests check both give the same spikes.
+
+    ``micro_batch``: ``"auto"`` (CPU: from ``fold_budget_mib``; GPU: whole batch), ``0``
+    (whole batch) or a number of images per chunk. Results do not depend on it.
+    """
+
+    def __init__(
+        self,
+        body: nn.Module,
+        policy: AlignmentPolicy,
+        *,
+        micro_batch: int | str = "auto",
+        fold_budget_mib: float = 16.0,
+    ) -> None:
         super().__init__()
         self.body = body
         self.policy = policy
+        if not (micro_batch == "auto" or (isinstance(micro_batch, int) and micro_batch >= 0)):
+            raise ValueError(f"micro_batch must be 'auto' or an integer >= 0, got {micro_batch!r}")
+        if not fold_budget_mib > 0:
+            raise ValueError(f"fold_budget_mib must be positive, got {fold_budget_mib}")
+        self.micro_batch = micro_batch
+        self.fold_budget_mib = float(fold_budget_mib)
+        self.reference = False
+        self._sample_bytes: dict[tuple[int, ...], int] = {}
+
+    def set_reference(self, reference: bool = True) -> None:
+        """Switch between the fast simulation and the plain per-step reference."""
+        self.reference = reference
+        for m in self.body.modules():
+            if isinstance(m, TimeFolded):
+                m.per_step = reference
+            elif isinstance(m, IFNeuron):
+                m.reference = reference
+            elif isinstance(m, TimeAlign):
+                m.materialize = reference
+
+    def _splits(self, images: torch.Tensor) -> bool:
+        if self.reference or self.micro_batch == 0:
+            return False
+        return self.micro_batch != "auto" or images.device.type == "cpu"
+
+    def _auto_size(self, key: tuple[int, ...], batch: int) -> int:
+        budget = self.fold_budget_mib * 2**20
+        return max(1, min(batch, int(budget // max(self._sample_bytes[key], 1))))
+
+    def micro_batch_size(self, images: torch.Tensor) -> int:
+        """Images per chunk for ``images`` (``B`` when no split is wanted). In ``auto`` mode the
+        first call simulates one image to measure the largest folded activation."""
+        B = images.shape[0]
+        if not self._splits(images):
+            return B
+        if self.micro_batch != "auto":
+            return min(B, int(self.micro_batch))
+        key = tuple(images.shape[1:])
+        if key not in self._sample_bytes:
+            records = {m: m.record for m in self.modules() if hasattr(m, "record")}
+            for m in records:
+                m.record = False
+            try:
+                with torch.no_grad():
+                    self._probe(images[:1])
+            finally:
+                for m, flag in records.items():
+                    m.record = flag
+        return self._auto_size(key, B)
+
+    def _probe(self, one_image: torch.Tensor) -> torch.Tensor:
+        """Simulate one image, recording the bytes of the largest neuron output (all steps)."""
+        sizes: list[int] = []
+        hooks = [
+            n.register_forward_hook(lambda m, i, o: sizes.append(o.numel() * o.element_size()))
+            for _, n in neurons(self.body)
+        ]
+        try:
+            out = self.body(one_image.unsqueeze(0))
+        finally:
+            for h in hooks:
+                h.remove()
+        self._sample_bytes[tuple(one_image.shape[1:])] = max(sizes, default=1)
+        return out
 
     def forward_steps(self, images: torch.Tensor) -> torch.Tensor:
         """Per-step outputs of the last layer: ``[T_last, B, classes]`` (``[1, B, classes]``
-        when constant in time)."""
-        return self.body(images.unsqueeze(0))
+        when constant in time).
+
+        With micro-batches, forward hooks inside the network fire once per chunk (and, in
+        ``auto`` mode, a first chunk of one image measures the activation size); set
+        ``micro_batch = 0`` where hooks must see the whole batch at once.
+        """
+        B = images.shape[0]
+        if not self._splits(images):
+            return self.body(images.unsqueeze(0))
+        outs: list[torch.Tensor] = []
+        rest = images
+        if self.micro_batch == "auto":
+            key = tuple(images.shape[1:])
+            if key not in self._sample_bytes:  # the first image doubles as the size probe
+                outs.append(self._probe(images[:1]))
+                rest = images[1:]
+            size = self._auto_size(key, B)
+        else:
+            size = int(self.micro_batch)
+        if not outs and size >= B:
+            return self.body(images.unsqueeze(0))
+        outs += [self.body(c.unsqueeze(0)) for c in rest.split(size)] if len(rest) else []
+        return torch.cat(outs, dim=1) if len(outs) > 1 else outs[0]
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.forward_steps(images).mean(dim=0)
@@ -151,6 +260,7 @@ def to_snn(
     timesteps: int | None = None,
     surrogate: str = "rect",
     surrogate_width: float = 1.0,
+    micro_batch: int | str = "auto",
 ) -> SpikingNetwork:
     """Convert a quantized ANN into a mixed-timestep SNN (the ANN itself is left untouched).
 
@@ -162,6 +272,7 @@ def to_snn(
         temporal_scale: k; every layer runs ``k * T_l`` steps (Table 5 / Fig. 3).
         timesteps: run every layer for this many steps instead of its own T (QCFS sweeps).
         surrogate, surrogate_width: the IF neurons' surrogate gradient (for calibration).
+        micro_batch: images per simulation chunk (see :class:`SpikingNetwork`).
     """
     policy = AlignmentPolicy.parse(policy)
     if int(temporal_scale) != temporal_scale or temporal_scale < 1:
@@ -204,7 +315,7 @@ def to_snn(
             module.policy = policy
         elif not list(module.children()) and not isinstance(module, IFNeuron):
             _replace(body, name, TimeFolded(module))
-    return SpikingNetwork(body, policy)
+    return SpikingNetwork(body, policy, micro_batch=micro_batch)
 
 
 @torch.no_grad()
@@ -222,12 +333,15 @@ def conversion_error(ann: nn.Module, snn: SpikingNetwork, images: torch.Tensor) 
     for name, n in neurons(snn.body):
         hooks.append(n.register_forward_hook(_store(snn_out, name, time_avg=True)))
     was_training = ann.training
+    micro_batch = snn.micro_batch
     ann.eval()
+    snn.micro_batch = 0  # the hooks keep one output per layer: no chunks
     try:
         logits_ann = ann(images)
         logits_snn = snn(images)
     finally:
         ann.train(was_training)
+        snn.micro_batch = micro_batch
         for h in hooks:
             h.remove()
     errors = {name: float((snn_out[name] - ann_out[name]).abs().max()) for name in ann_out}

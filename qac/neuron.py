@@ -28,6 +28,8 @@ import math
 import torch
 from torch import nn
 
+from qac import kernels
+
 __all__ = ["IFNeuron", "heaviside", "SURROGATES"]
 
 
@@ -67,6 +69,55 @@ def _as_state_tensor(value: torch.Tensor | float, name: str) -> torch.Tensor:
     if not torch.isfinite(t).all():
         raise ValueError(f"IF neuron {name} must be finite, got {value}")
     return t
+
+
+def empty_steps(T: int, like: torch.Tensor) -> torch.Tensor:
+    """An uninitialised ``[T, *like.shape]`` tensor whose steps share ``like``'s memory format.
+
+    Keeping the channels_last layout of conv activations through the time dimension lets the
+    next layer fold ``[T, B, ...]`` into ``[T*B, ...]`` without a copy or a layout conversion.
+    """
+    if like.dim() == 4 and like.is_contiguous(memory_format=torch.channels_last):
+        flat = torch.empty(
+            (T * like.shape[0], *like.shape[1:]),
+            dtype=like.dtype,
+            device=like.device,
+            memory_format=torch.channels_last,
+        )
+        return flat.unflatten(0, (T, like.shape[0]))
+    return torch.empty((T, *like.shape), dtype=like.dtype, device=like.device)
+
+
+def _standard_layout(t: torch.Tensor) -> bool:
+    channels_last = t.dim() == 4 and t.is_contiguous(memory_format=torch.channels_last)
+    return t.is_contiguous() or channels_last
+
+
+def _simulate_native(
+    current: torch.Tensor, v0: torch.Tensor, v_th: torch.Tensor, T: int
+) -> torch.Tensor:
+    """The fused CPU kernel (bitwise equal to :meth:`IFNeuron._simulate_inplace`)."""
+    step = current[0]
+    if not _standard_layout(step) or (
+        current.shape[0] > 1 and current.stride(0) != step.numel()
+    ):
+        current = current.contiguous()
+        step = current[0]
+    out = empty_steps(T, step)
+    if out[0].stride() != step.stride():  # e.g. a dense layout other than the two standard ones
+        current = current.contiguous()
+        out = torch.empty((T, *step.shape), dtype=step.dtype, device=step.device)
+        step = current[0]
+
+    def full(p: torch.Tensor) -> torch.Tensor:
+        if p.numel() == 1:
+            return p.reshape(()).contiguous()
+        filled = torch.empty_like(out[0])
+        filled.copy_(p.expand_as(filled))
+        return filled
+
+    kernels.native_module().if_simulate(current, out, full(v0), full(v_th))
+    return out
 
 
 class IFNeuron(nn.Module):
@@ -117,6 +168,7 @@ class IFNeuron(nn.Module):
         self.surrogate = surrogate
         self.surrogate_width = float(surrogate_width)
         self.record = record
+        self.reference = False  # plain Eqs. 1-3 (explicit comparison), for the reference path
         self._learn = False
         self.register_buffer("v_th", v_th_t)
         self.register_buffer("v0", v0_t)
@@ -197,7 +249,7 @@ class IFNeuron(nn.Module):
         needs_grad = torch.is_grad_enabled() and (
             current.requires_grad or v_th.requires_grad or v.requires_grad
         )
-        if needs_grad:
+        if needs_grad or self.reference:
             out = self._simulate_autograd(current, v, v_th, width)
         else:
             out = self._simulate_inplace(current, v, v_th)
@@ -228,10 +280,12 @@ class IFNeuron(nn.Module):
         correctly rounded and monotone, and no quotient below 1 rounds up to 1); it avoids the
         comparison and bool-to-float kernels, which are several times slower on CPUs.
         """
+        if current.dtype in (torch.float32, torch.float64) and kernels.use_native(current):
+            return _simulate_native(current, v0, v_th, self.timesteps)
         T_in = current.shape[0]
         v = torch.empty_like(current[0])
         v.copy_(v0.expand_as(v) if v0.dim() else v0)
-        out = torch.empty((self.timesteps, *v.shape), dtype=v.dtype, device=v.device)
+        out = empty_steps(self.timesteps, v)
         for t in range(self.timesteps):
             v.add_(current[0 if T_in == 1 else t])  # m(t) = v(t-1) + I(t)
             spike = out[t]

@@ -39,6 +39,8 @@ import math
 import torch
 from torch import nn
 
+from qac import kernels
+
 __all__ = [
     "QACQuantizer",
     "QCFSQuantizer",
@@ -75,6 +77,15 @@ class _QuantizeSTE(torch.autograd.Function):
     def forward(ctx, x: torch.Tensor, alpha: torch.Tensor, T: torch.Tensor) -> torch.Tensor:
         infinite = not bool(torch.isfinite(T).all())
         scalar = alpha.dim() == 0 and T.dim() == 0
+        ctx.infinite = infinite
+        ctx.scalar = scalar
+        ctx.native = False
+        if scalar and not infinite and _native_ok(x):  # fused kernel; saves x only
+            a, t = float(alpha), float(T)
+            x = _dense(x)
+            ctx.native = True
+            ctx.save_for_backward(x, alpha, T)
+            return kernels.native_module().quantize_forward(x, t / a, a / t, t)
         if infinite:
             out = torch.minimum(torch.clamp(x, min=0), alpha)
         elif scalar:  # the common per-layer case: fused, in place, Python-scalar bounds
@@ -84,12 +95,12 @@ class _QuantizeSTE(torch.autograd.Function):
             levels = torch.clamp(round_half_up(x * T / alpha), min=0)
             out = alpha / T * torch.minimum(levels, T)
         ctx.save_for_backward(x, alpha, T, out)
-        ctx.infinite = infinite
-        ctx.scalar = scalar
         return out
 
     @staticmethod
     def backward(ctx, grad_out: torch.Tensor):
+        if ctx.native:
+            return _native_backward(ctx, grad_out)
         x, alpha, T, out = ctx.saved_tensors
         need_x, need_alpha, need_T = ctx.needs_input_grad
         if ctx.scalar:  # one fused kernel; it treats the boundaries x = 0, alpha (measure zero)
@@ -117,6 +128,30 @@ class _QuantizeSTE(torch.autograd.Function):
         if need_T:
             grad_T = torch.zeros_like(T) if ctx.infinite else _sum_to(-err / T, T.shape)
         return grad_x, grad_alpha, grad_T
+
+
+def _native_ok(x: torch.Tensor) -> bool:
+    return x.dtype in (torch.float32, torch.float64) and kernels.use_native(x)
+
+
+def _dense(x: torch.Tensor) -> torch.Tensor:
+    if x.is_contiguous() or (x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last)):
+        return x
+    return x.contiguous()
+
+
+def _native_backward(ctx, grad_out: torch.Tensor):  # type: ignore[no-untyped-def]
+    """The scalar-case backward of :class:`_QuantizeSTE` from the fused kernel's two sums."""
+    x, alpha, T = ctx.saved_tensors
+    need_x, need_alpha, need_T = ctx.needs_input_grad
+    a, t = float(alpha), float(T)
+    grad_x, sums = kernels.native_module().quantize_backward(
+        grad_out, x, a, t / a, a / t, t
+    )
+    err, above = sums[0].to(alpha.dtype), sums[1].to(alpha.dtype)  # sum g*(Q-x) inside; g above
+    grad_alpha = err / alpha + above if need_alpha else None
+    grad_T = -err / T if need_T else None
+    return (grad_x if need_x else None), grad_alpha, grad_T
 
 
 def _sum_to(grad: torch.Tensor, shape: torch.Size) -> torch.Tensor:

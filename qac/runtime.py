@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import ctypes.util
 import os
 import random
 
 import numpy as np
 import torch
 
-__all__ = ["resolve_device", "seed_everything", "autocast", "set_threads"]
+__all__ = ["resolve_device", "seed_everything", "autocast", "set_threads", "tune_allocator"]
 
 
 def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
@@ -44,3 +46,35 @@ def set_threads() -> None:
     threads = os.environ.get("QAC_THREADS")
     if threads:
         torch.set_num_threads(max(1, int(threads)))
+
+
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc mallopt() parameters
+_tuned: list[bool] = []
+
+
+def tune_allocator() -> bool:
+    """Let glibc keep freed activation buffers for reuse instead of returning them to the OS.
+
+    PyTorch's CPU tensors come from ``malloc``; glibc serves blocks above its mmap threshold
+    (128 KiB to start) with fresh ``mmap`` pages and unmaps them on free, so every new
+    activation tensor pays one page fault per 4 KiB on first write. For batch-128 CIFAR
+    networks that costs more than the arithmetic of elementwise layers. Raising the mmap
+    threshold to its maximum (32 MiB) and the trim threshold to 1 GiB makes freed blocks
+    reusable (the effect of jemalloc/tcmalloc, which PyTorch's CPU tuning guide recommends).
+    Results are unchanged; set ``QAC_TUNE_MALLOC=0`` to skip. Returns whether it applied.
+    """
+    if _tuned:
+        return _tuned[0]
+    applied = False
+    if os.environ.get("QAC_TUNE_MALLOC", "1") != "0" and os.name == "posix":
+        name = ctypes.util.find_library("c")
+        try:
+            libc = ctypes.CDLL(name) if name else None
+            if libc is not None and hasattr(libc, "mallopt"):
+                applied = bool(libc.mallopt(_M_MMAP_THRESHOLD, 32 * 1024 * 1024)) and bool(
+                    libc.mallopt(_M_TRIM_THRESHOLD, 1024 * 1024 * 1024)
+                )
+        except OSError:  # not glibc (musl, macOS): nothing to tune
+            applied = False
+    _tuned.append(applied)
+    return applied

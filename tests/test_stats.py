@@ -45,7 +45,9 @@ def test_spike_counts_rates_and_synaptic_ops():
     for name, n in neurons(snn.body):
         hooks.append(
             n.register_forward_hook(
-                lambda m, i, o, name=name: spikes.__setitem__(name, float((o != 0).sum()))
+                lambda m, i, o, name=name: spikes.__setitem__(
+                    name, spikes.get(name, 0.0) + float((o != 0).sum())
+                )
             )
         )
     stats = collect(snn, x)

@@ -1,0 +1,129 @@
+"""Benchmark results as JSON (everything) and Markdown (one table per measurement)."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+from qac.io import atomic_write_text
+
+__all__ = ["write_json", "write_markdown", "markdown"]
+
+# (section key, title, columns: (header, row key, format))
+SECTIONS: list[tuple[str, str, list[tuple[str, str, str]]]] = [
+    (
+        "snn_inference",
+        "1. SNN inference: ours vs SpikingJelly (same converted network, uniform T)",
+        [
+            ("arch", "arch", "s"),
+            ("T", "T", "d"),
+            ("equal-T boundaries", "equal", "s"),
+            ("ours img/s", "ours_img_s", ".1f"),
+            ("SpikingJelly (fastest mode)", "spikingjelly_mode", "s"),
+            ("SJ img/s", "spikingjelly_img_s", ".1f"),
+            ("ratio", "ratio", ".2f"),
+            ("target", "target_ratio", ".1f"),
+            ("same predictions", "prediction_agreement", ".3f"),
+            ("met", "met", "b"),
+        ],
+    ),
+    (
+        "dense_bound",
+        "2. Efficiency against the dense bound sum_l T_l t_l",
+        [
+            ("arch", "arch", "s"),
+            ("T profile", "profile", "s"),
+            ("policy", "policy", "s"),
+            ("mean T", "mean_T", ".2f"),
+            ("bound img/s", "bound_img_s", ".1f"),
+            ("SNN img/s", "snn_img_s", ".1f"),
+            ("efficiency", "efficiency", ".2f"),
+            ("target", "target", ".1f"),
+            ("met", "met", "b"),
+        ],
+    ),
+    (
+        "qat_overhead",
+        "3. Training step: quantized activations vs ReLU",
+        [
+            ("arch", "arch", "s"),
+            ("dtype", "dtype", "s"),
+            ("activation", "activation", "s"),
+            ("step ms", "step_ms", ".1f"),
+            ("img/s", "img_s", ".0f"),
+            ("x ReLU", "ratio_to_relu", ".3f"),
+            ("target", "target", ".2f"),
+            ("met", "met", "b"),
+        ],
+    ),
+    (
+        "sweep",
+        "4. QCFS T sweep: one pass for all T vs one run per T",
+        [
+            ("arch", "arch", "s"),
+            ("T values", "timesteps", "s"),
+            ("one pass s", "one_pass_s", ".2f"),
+            ("separate runs s", "separate_s", ".2f"),
+            ("speed-up", "speedup", ".2f"),
+            ("ideal (sum T / max T)", "ideal_speedup", ".2f"),
+            ("same accuracies", "same_accuracies", "b"),
+        ],
+    ),
+    (
+        "workflow",
+        "5. Workflow overhead",
+        [
+            ("command", "command", "s"),
+            ("seconds", "seconds", ".2f"),
+            ("jobs", "jobs", "d"),
+            ("target s", "target_s", ".0f"),
+            ("met", "met", "b"),
+        ],
+    ),
+]
+
+
+def _cell(value: Any, fmt: str) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    if fmt == "b":
+        return "yes" if value else "**NO**"
+    if fmt == "s":
+        return ", ".join(map(str, value)) if isinstance(value, list) else str(value)
+    return format(value, fmt)
+
+
+def markdown(result: dict) -> str:
+    m = result["machine"]
+    lines = [
+        "# qac-bench performance benchmarks",
+        "",
+        f"{result['date']} · {m['device_name']} ({m['device']}) · {m['threads']} threads · "
+        f"torch {m['torch']} · spikingjelly {m['spikingjelly'] or 'not installed'} · "
+        f"kernels: {m['kernels']} · command: `{result['command']}`",
+        "",
+        "Ratios compare medians of interleaved runs in one process. 'met' is the target of the "
+        "performance issue; a **NO** is reported as measured, not tuned away.",
+    ]
+    for key, title, columns in SECTIONS:
+        rows = result["sections"].get(key)
+        if rows is None:
+            continue
+        lines += ["", f"## {title}", ""]
+        lines.append("| " + " | ".join(h for h, _, _ in columns) + " |")
+        lines.append("|" + "|".join("---" for _ in columns) + "|")
+        for row in rows:
+            lines.append("| " + " | ".join(_cell(row.get(k), f) for _, k, f in columns) + " |")
+        notes = sorted({row["note"] for row in rows if row.get("note")})
+        lines += [f"\n_{note}_" for note in notes]
+    return "\n".join(lines) + "\n"
+
+
+def write_json(result: dict, path: Path) -> None:
+    atomic_write_text(path, json.dumps(result, indent=2, default=str) + "\n")
+
+
+def write_markdown(result: dict, path: Path) -> None:
+    atomic_write_text(path, markdown(result))

@@ -1,0 +1,181 @@
+// Fused CPU kernels for qac (built on first use by qac/kernels/__init__.py).
+//
+// if_simulate: the soft-reset IF neuron of Eqs. 1-3 over T steps in one pass per element
+//   block (the membrane potential stays in a small stack buffer; each input and output value
+//   is touched once).
+// quantize_forward / quantize_backward: Eq. 5 and its straight-through gradients in one pass
+//   each; the backward returns dQ/dx and the two sums the parameter gradients are built from.
+//
+// Every step of the arithmetic is done in the tensor's own dtype, in the same order as the
+// eager PyTorch reference, so the results are bitwise identical to it (the tests check this).
+// Compiled with -ffp-contract=off so that a*b+c is never fused into an FMA.
+
+#include <torch/extension.h>
+#include <ATen/Dispatch.h>
+#include <ATen/OpMathType.h>
+#include <ATen/Parallel.h>
+
+#include <cmath>
+#include <vector>
+
+namespace {
+
+constexpr int64_t kBlock = 1024;   // elements per inner block (kept in registers / L1)
+constexpr int64_t kGrain = 16384;  // elements per parallel task
+
+void check_dense(const torch::Tensor& t, const char* name) {
+  TORCH_CHECK(t.is_non_overlapping_and_dense(), name, " must be dense (got strides ", t.strides(), ")");
+}
+
+// One time step for n elements: m = v + I; out = v_th * H(m - v_th); v = m - out.
+template <typename scalar_t>
+inline void step_block(const scalar_t* __restrict__ c, scalar_t* __restrict__ ot,
+                       scalar_t* __restrict__ v, const scalar_t* __restrict__ th, int64_t n) {
+#pragma omp simd
+  for (int64_t i = 0; i < n; ++i) {
+    const scalar_t m = v[i] + c[i];                                      // m(t) = v(t-1) + I(t)
+    const scalar_t spike = th[i] * static_cast<scalar_t>(m >= th[i]);   // v_th * H(m - v_th)
+    ot[i] = spike;
+    v[i] = m - spike;                                                    // soft reset
+  }
+}
+
+// current: [T_in, ...] with T_in in {1, T}; out: [T, ...]; every step of `current` and `out`
+// and the tensors v0 / vth (unless scalar) share one dense memory layout.
+void if_simulate(torch::Tensor current, torch::Tensor out, torch::Tensor v0, torch::Tensor vth) {
+  const int64_t T = out.size(0);
+  const int64_t T_in = current.size(0);
+  TORCH_CHECK(T_in == 1 || T_in == T, "current has ", T_in, " steps, out has ", T);
+  const int64_t N = out[0].numel();
+  const int64_t in_step = T_in == 1 ? 0 : current.stride(0);
+  const int64_t out_step = out.stride(0);
+  const bool v0_scalar = v0.numel() == 1;
+  const bool th_scalar = vth.numel() == 1;
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kBFloat16, at::kHalf, out.scalar_type(), "if_simulate", [&] {
+    const scalar_t* cur = current.data_ptr<scalar_t>();
+    scalar_t* o = out.data_ptr<scalar_t>();
+    const scalar_t* pv0 = v0.data_ptr<scalar_t>();
+    const scalar_t* pth = vth.data_ptr<scalar_t>();
+    at::parallel_for(0, N, kGrain, [&](int64_t begin, int64_t end) {
+      scalar_t v[kBlock];
+      scalar_t th[kBlock];
+      for (int64_t s = begin; s < end; s += kBlock) {
+        const int64_t n = std::min(kBlock, end - s);
+        for (int64_t i = 0; i < n; ++i) {
+          v[i] = v0_scalar ? pv0[0] : pv0[s + i];
+          th[i] = th_scalar ? pth[0] : pth[s + i];
+        }
+        for (int64_t t = 0; t < T; ++t) {
+          step_block(cur + t * in_step + s, o + t * out_step + s, v, th, n);
+        }
+      }
+    });
+  });
+}
+
+// Eq. 5 for one value, every operation rounded to scalar_t as PyTorch's eager ops do:
+// (x * (T/alpha)) + 1/2 -> floor -> clip(., 0, T) -> * (alpha/T).
+template <typename scalar_t, typename opmath>
+inline opmath quantize_value(opmath x, opmath k, opmath inv, opmath L) {
+  opmath z = static_cast<opmath>(static_cast<scalar_t>(x * k));
+  z = static_cast<opmath>(static_cast<scalar_t>(z + opmath(0.5)));
+  z = std::floor(z);
+  z = z < opmath(0) ? opmath(0) : (z > L ? L : z);
+  return static_cast<opmath>(static_cast<scalar_t>(z * inv));
+}
+
+template <typename scalar_t, typename opmath>
+void quantize_block(const scalar_t* __restrict__ px, scalar_t* __restrict__ po, opmath k,
+                    opmath inv, opmath L, int64_t n) {
+#pragma omp simd
+  for (int64_t i = 0; i < n; ++i) {
+    po[i] = static_cast<scalar_t>(
+        quantize_value<scalar_t, opmath>(static_cast<opmath>(px[i]), k, inv, L));
+  }
+}
+
+// dQ/dx = g on 0 < x < alpha (else 0); sums of g*(Q - x) there and of g where x >= alpha.
+// (The boundary points, measure zero, are classified as PyTorch's hardtanh_backward does, so
+// both backends give the same dQ/dx bitwise.)
+// The sums are reassociated across SIMD lanes (omp simd reduction): deterministic for a build.
+template <typename scalar_t, typename opmath>
+void backward_block(const scalar_t* __restrict__ px, const scalar_t* __restrict__ pg,
+                    scalar_t* __restrict__ pgx, opmath k, opmath inv, opmath L, opmath a,
+                    int64_t n, double* s_in, double* s_above) {
+  double acc_in = 0.0, acc_above = 0.0;
+#pragma omp simd reduction(+ : acc_in, acc_above)
+  for (int64_t i = 0; i < n; ++i) {
+    const opmath x = static_cast<opmath>(px[i]);
+    const opmath g = static_cast<opmath>(pg[i]);
+    const bool inside = x > opmath(0) && x < a;
+    const opmath q = quantize_value<scalar_t, opmath>(x, k, inv, L);
+    pgx[i] = inside ? pg[i] : scalar_t(0);
+    acc_in += inside ? static_cast<double>(g) * (static_cast<double>(q) - static_cast<double>(x)) : 0.0;
+    acc_above += x >= a ? static_cast<double>(g) : 0.0;
+  }
+  *s_in = acc_in;
+  *s_above = acc_above;
+}
+
+// Scale factors arrive as doubles and are rounded to opmath (float for float/bfloat16/half),
+// as PyTorch does with a Python scalar multiplying such a tensor.
+torch::Tensor quantize_forward(torch::Tensor x, double scale, double inv_scale, double levels) {
+  check_dense(x, "x");
+  auto out = torch::empty_like(x);
+  const int64_t N = x.numel();
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kBFloat16, at::kHalf, x.scalar_type(), "quantize_forward", [&] {
+    using opmath = at::opmath_type<scalar_t>;
+    const opmath k = static_cast<opmath>(scale), inv = static_cast<opmath>(inv_scale);
+    const opmath L = static_cast<opmath>(levels);
+    const scalar_t* px = x.data_ptr<scalar_t>();
+    scalar_t* po = out.data_ptr<scalar_t>();
+    at::parallel_for(0, N, kGrain, [=](int64_t b, int64_t e) {
+      quantize_block<scalar_t, opmath>(px + b, po + b, k, inv, L, e - b);
+    });
+  });
+  return out;
+}
+
+// Returns (grad_x, [sum over 0<x<alpha of g*(Q(x)-x), sum over x>=alpha of g]), the sums in
+// double, added over fixed chunks in a fixed order (independent of the thread count).
+std::vector<torch::Tensor> quantize_backward(torch::Tensor grad, torch::Tensor x, double alpha,
+                                             double scale, double inv_scale, double levels) {
+  check_dense(x, "x");
+  if (grad.strides() != x.strides()) grad = grad.contiguous(x.suggest_memory_format());
+  TORCH_CHECK(grad.strides() == x.strides(), "grad and x must share a memory layout");
+  auto grad_x = torch::empty_like(x);
+  const int64_t N = x.numel();
+  const int64_t chunks = std::max<int64_t>(1, (N + kGrain - 1) / kGrain);
+  std::vector<double> part_in(chunks, 0.0), part_above(chunks, 0.0);
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kBFloat16, at::kHalf, x.scalar_type(), "quantize_backward", [&] {
+    using opmath = at::opmath_type<scalar_t>;
+    const opmath k = static_cast<opmath>(scale), inv = static_cast<opmath>(inv_scale);
+    const opmath L = static_cast<opmath>(levels), a = static_cast<opmath>(alpha);
+    const scalar_t* px = x.data_ptr<scalar_t>();
+    const scalar_t* pg = grad.data_ptr<scalar_t>();
+    scalar_t* pgx = grad_x.data_ptr<scalar_t>();
+    double* pin = part_in.data();
+    double* pab = part_above.data();
+    at::parallel_for(0, chunks, 1, [=](int64_t cb, int64_t ce) {
+      for (int64_t c = cb; c < ce; ++c) {
+        const int64_t b = c * kGrain, n = std::min(N, b + kGrain) - b;
+        backward_block<scalar_t, opmath>(px + b, pg + b, pgx + b, k, inv, L, a, n, pin + c, pab + c);
+      }
+    });
+  });
+  double s_in = 0.0, s_above = 0.0;
+  for (int64_t c = 0; c < chunks; ++c) {
+    s_in += part_in[c];
+    s_above += part_above[c];
+  }
+  auto sums = torch::tensor({s_in, s_above}, torch::dtype(torch::kFloat64));
+  return {grad_x, sums};
+}
+
+}  // namespace
+
+PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
+  m.def("if_simulate", &if_simulate, "soft-reset IF neuron over T steps (in place into out)");
+  m.def("quantize_forward", &quantize_forward, "Eq. 5 forward");
+  m.def("quantize_backward", &quantize_backward, "Eq. 5 straight-through backward");
+}
