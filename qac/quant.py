@@ -131,7 +131,7 @@ class _QuantizeSTE(torch.autograd.Function):
 
 
 def _native_ok(x: torch.Tensor) -> bool:
-    return x.dtype in (torch.float32, torch.float64) and kernels.use_native(x)
+    return x.dtype in (torch.float32, torch.float64, torch.bfloat16) and kernels.use_native(x)
 
 
 def _dense(x: torch.Tensor) -> torch.Tensor:

@@ -16,6 +16,8 @@
 #include <ATen/Parallel.h>
 
 #include <cmath>
+#include <cstdint>
+#include <cstring>
 #include <vector>
 
 namespace {
@@ -73,24 +75,60 @@ void if_simulate(torch::Tensor current, torch::Tensor out, torch::Tensor v0, tor
   });
 }
 
-// Eq. 5 for one value, every operation rounded to scalar_t as PyTorch's eager ops do:
-// (x * (T/alpha)) + 1/2 -> floor -> clip(., 0, T) -> * (alpha/T).
-template <typename scalar_t, typename opmath>
-inline opmath quantize_value(opmath x, opmath k, opmath inv, opmath L) {
-  opmath z = static_cast<opmath>(static_cast<scalar_t>(x * k));
-  z = static_cast<opmath>(static_cast<scalar_t>(z + opmath(0.5)));
-  z = std::floor(z);
-  z = z < opmath(0) ? opmath(0) : (z > L ? L : z);
-  return static_cast<opmath>(static_cast<scalar_t>(z * inv));
+// Element access for the quantizer kernels. Arithmetic runs in `op` (float for bfloat16, as
+// PyTorch's CPU kernels do) and every intermediate result is rounded back to the storage type,
+// exactly like a chain of eager PyTorch operations. bfloat16 is handled through its bits
+// (round-to-nearest-even, NaN -> 0x7FC0, as c10::BFloat16) so that the loops vectorise.
+template <typename T>
+struct Elem {
+  using raw = T;
+  using op = T;
+  static op load(const raw* p, int64_t i) { return p[i]; }
+  static void store(raw* p, int64_t i, op v) { p[i] = v; }
+  static op round(op v) { return v; }
+};
+
+inline float bf16_bits_to_float(uint16_t h) {
+  const uint32_t u = static_cast<uint32_t>(h) << 16;
+  float f;
+  std::memcpy(&f, &u, sizeof(f));
+  return f;
 }
 
-template <typename scalar_t, typename opmath>
-void quantize_block(const scalar_t* __restrict__ px, scalar_t* __restrict__ po, opmath k,
-                    opmath inv, opmath L, int64_t n) {
+inline uint16_t float_to_bf16_bits(float f) {
+  uint32_t u;
+  std::memcpy(&u, &f, sizeof(u));
+  const uint32_t rounded = (u + 0x7FFFu + ((u >> 16) & 1u)) >> 16;
+  return std::isnan(f) ? static_cast<uint16_t>(0x7FC0) : static_cast<uint16_t>(rounded);
+}
+
+template <>
+struct Elem<at::BFloat16> {
+  using raw = uint16_t;
+  using op = float;
+  static op load(const raw* p, int64_t i) { return bf16_bits_to_float(p[i]); }
+  static void store(raw* p, int64_t i, op v) { p[i] = float_to_bf16_bits(v); }
+  static op round(op v) { return bf16_bits_to_float(float_to_bf16_bits(v)); }
+};
+
+// Eq. 5 for one value: (x * (T/alpha)) + 1/2 -> floor -> clip(., 0, T) -> * (alpha/T).
+template <typename E>
+inline typename E::op quantize_value(typename E::op x, typename E::op k, typename E::op inv,
+                                     typename E::op L) {
+  using op = typename E::op;
+  op z = E::round(x * k);
+  z = E::round(z + op(0.5));
+  z = std::floor(z);
+  z = z < op(0) ? op(0) : (z > L ? L : z);
+  return E::round(z * inv);
+}
+
+template <typename E>
+void quantize_block(const typename E::raw* __restrict__ px, typename E::raw* __restrict__ po,
+                    typename E::op k, typename E::op inv, typename E::op L, int64_t n) {
 #pragma omp simd
   for (int64_t i = 0; i < n; ++i) {
-    po[i] = static_cast<scalar_t>(
-        quantize_value<scalar_t, opmath>(static_cast<opmath>(px[i]), k, inv, L));
+    E::store(po, i, quantize_value<E>(E::load(px, i), k, inv, L));
   }
 }
 
@@ -98,18 +136,20 @@ void quantize_block(const scalar_t* __restrict__ px, scalar_t* __restrict__ po, 
 // (The boundary points, measure zero, are classified as PyTorch's hardtanh_backward does, so
 // both backends give the same dQ/dx bitwise.)
 // The sums are reassociated across SIMD lanes (omp simd reduction): deterministic for a build.
-template <typename scalar_t, typename opmath>
-void backward_block(const scalar_t* __restrict__ px, const scalar_t* __restrict__ pg,
-                    scalar_t* __restrict__ pgx, opmath k, opmath inv, opmath L, opmath a,
-                    int64_t n, double* s_in, double* s_above) {
+template <typename E>
+void backward_block(const typename E::raw* __restrict__ px, const typename E::raw* __restrict__ pg,
+                    typename E::raw* __restrict__ pgx, typename E::op k, typename E::op inv,
+                    typename E::op L, typename E::op a, int64_t n, double* s_in,
+                    double* s_above) {
+  using op = typename E::op;
   double acc_in = 0.0, acc_above = 0.0;
 #pragma omp simd reduction(+ : acc_in, acc_above)
   for (int64_t i = 0; i < n; ++i) {
-    const opmath x = static_cast<opmath>(px[i]);
-    const opmath g = static_cast<opmath>(pg[i]);
-    const bool inside = x > opmath(0) && x < a;
-    const opmath q = quantize_value<scalar_t, opmath>(x, k, inv, L);
-    pgx[i] = inside ? pg[i] : scalar_t(0);
+    const op x = E::load(px, i);
+    const op g = E::load(pg, i);
+    const bool inside = x > op(0) && x < a;
+    const op q = quantize_value<E>(x, k, inv, L);
+    pgx[i] = inside ? pg[i] : typename E::raw(0);
     acc_in += inside ? static_cast<double>(g) * (static_cast<double>(q) - static_cast<double>(x)) : 0.0;
     acc_above += x >= a ? static_cast<double>(g) : 0.0;
   }
@@ -123,14 +163,15 @@ torch::Tensor quantize_forward(torch::Tensor x, double scale, double inv_scale, 
   check_dense(x, "x");
   auto out = torch::empty_like(x);
   const int64_t N = x.numel();
-  AT_DISPATCH_FLOATING_TYPES_AND2(at::kBFloat16, at::kHalf, x.scalar_type(), "quantize_forward", [&] {
-    using opmath = at::opmath_type<scalar_t>;
-    const opmath k = static_cast<opmath>(scale), inv = static_cast<opmath>(inv_scale);
-    const opmath L = static_cast<opmath>(levels);
-    const scalar_t* px = x.data_ptr<scalar_t>();
-    scalar_t* po = out.data_ptr<scalar_t>();
+  AT_DISPATCH_FLOATING_TYPES_AND(at::kBFloat16, x.scalar_type(), "quantize_forward", [&] {
+    using E = Elem<scalar_t>;
+    using op = typename E::op;
+    const op k = static_cast<op>(scale), inv = static_cast<op>(inv_scale);
+    const op L = static_cast<op>(levels);
+    const auto* px = reinterpret_cast<const typename E::raw*>(x.data_ptr<scalar_t>());
+    auto* po = reinterpret_cast<typename E::raw*>(out.data_ptr<scalar_t>());
     at::parallel_for(0, N, kGrain, [=](int64_t b, int64_t e) {
-      quantize_block<scalar_t, opmath>(px + b, po + b, k, inv, L, e - b);
+      quantize_block<E>(px + b, po + b, k, inv, L, e - b);
     });
   });
   return out;
@@ -147,19 +188,20 @@ std::vector<torch::Tensor> quantize_backward(torch::Tensor grad, torch::Tensor x
   const int64_t N = x.numel();
   const int64_t chunks = std::max<int64_t>(1, (N + kGrain - 1) / kGrain);
   std::vector<double> part_in(chunks, 0.0), part_above(chunks, 0.0);
-  AT_DISPATCH_FLOATING_TYPES_AND2(at::kBFloat16, at::kHalf, x.scalar_type(), "quantize_backward", [&] {
-    using opmath = at::opmath_type<scalar_t>;
-    const opmath k = static_cast<opmath>(scale), inv = static_cast<opmath>(inv_scale);
-    const opmath L = static_cast<opmath>(levels), a = static_cast<opmath>(alpha);
-    const scalar_t* px = x.data_ptr<scalar_t>();
-    const scalar_t* pg = grad.data_ptr<scalar_t>();
-    scalar_t* pgx = grad_x.data_ptr<scalar_t>();
+  AT_DISPATCH_FLOATING_TYPES_AND(at::kBFloat16, x.scalar_type(), "quantize_backward", [&] {
+    using E = Elem<scalar_t>;
+    using op = typename E::op;
+    const op k = static_cast<op>(scale), inv = static_cast<op>(inv_scale);
+    const op L = static_cast<op>(levels), a = static_cast<op>(alpha);
+    const auto* px = reinterpret_cast<const typename E::raw*>(x.data_ptr<scalar_t>());
+    const auto* pg = reinterpret_cast<const typename E::raw*>(grad.data_ptr<scalar_t>());
+    auto* pgx = reinterpret_cast<typename E::raw*>(grad_x.data_ptr<scalar_t>());
     double* pin = part_in.data();
     double* pab = part_above.data();
     at::parallel_for(0, chunks, 1, [=](int64_t cb, int64_t ce) {
       for (int64_t c = cb; c < ce; ++c) {
         const int64_t b = c * kGrain, n = std::min(N, b + kGrain) - b;
-        backward_block<scalar_t, opmath>(px + b, pg + b, pgx + b, k, inv, L, a, n, pin + c, pab + c);
+        backward_block<E>(px + b, pg + b, pgx + b, k, inv, L, a, n, pin + c, pab + c);
       }
     });
   });
