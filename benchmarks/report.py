@@ -127,3 +127,84 @@ def write_json(result: dict, path: Path) -> None:
 
 def write_markdown(result: dict, path: Path) -> None:
     atomic_write_text(path, markdown(result))
+
+
+def _grid(rows: list[dict], key: tuple[str, ...], col: str, value: str, fmt: str) -> dict:
+    """``{(key values, column value): formatted value}`` over the rows that have the value."""
+    return {
+        (tuple(r[k] for k in key), r[col]): format(r[value], fmt)
+        for r in rows
+        if r.get(value) is not None
+    }
+
+
+def summary(result: dict) -> str:
+    """The compact tables the README quotes (one line per network)."""
+    sec = result["sections"]
+    m = result["machine"]
+    out = [
+        f"Measured {result['date']} on {m['device_name']} ({m['threads']} threads), torch "
+        f"{m['torch']}, SpikingJelly {m['spikingjelly'] or '-'}, "
+        f"batch {result['settings']['batch']}:",
+        "",
+    ]
+    if "snn_inference" in sec:
+        g = _grid(sec["snn_inference"], ("arch", "T"), "equal", "ratio", ".2f")
+        out += [
+            "| SNN inference, ours / SpikingJelly | T | spikes propagate (target >= 1.0) "
+            "| averaging (target >= 2.0) |",
+            "|---|---|---|---|",
+        ]
+        for arch, T in dict.fromkeys(k for k, _ in g):
+            out.append(
+                f"| {arch} | {T} | {g.get(((arch, T), 'none'), '-')}x "
+                f"| {g.get(((arch, T), 'average'), '-')}x |"
+            )
+        out.append("")
+    if "dense_bound" in sec:
+        rows = sec["dense_bound"]
+        g = {(r["arch"], r["profile"], r["policy"]): f"{r['efficiency']:.2f}" for r in rows}
+        out += [
+            "| efficiency vs dense bound (target >= 0.8) | uniform T=4, aver+aver "
+            "| mixed, aver+aver | uniform, aver+aver+aver | mixed, aver+aver+aver |",
+            "|---|---|---|---|---|",
+        ]
+        for arch in dict.fromkeys(r["arch"] for r in rows):
+            cells = [
+                g.get((arch, p, pol), "-")
+                for pol in ("aver+aver", "aver+aver+aver")
+                for p in ("uniform", "mixed")
+            ]
+            out.append(f"| {arch} | " + " | ".join(cells) + " |")
+        out.append("")
+    if "qat_overhead" in sec:
+        rows = sec["qat_overhead"]
+        g = {(r["arch"], r["dtype"], r["activation"]): f"{r['ratio_to_relu']:.2f}" for r in rows}
+        out += [
+            "| training step / ReLU step | QAC fp32 (target <= 1.10) | QCFS fp32 | QAC bf16 "
+            "| QCFS bf16 |",
+            "|---|---|---|---|---|",
+        ]
+        for arch in dict.fromkeys(r["arch"] for r in rows):
+            cells = [g.get((arch, d, a), "-") for d in ("fp32", "bf16") for a in ("qac", "qcfs")]
+            out.append(f"| {arch} | " + " | ".join(f"{c}x" for c in cells) + " |")
+        out.append("")
+    for r in sec.get("sweep", []):
+        out.append(
+            f"QCFS sweep T in {{{', '.join(map(str, r['timesteps']))}}} ({r['arch']}): one pass "
+            f"{r['one_pass_s']:.2f} s vs {r['separate_s']:.2f} s for separate runs, "
+            f"{r['speedup']:.2f}x (ideal {r['ideal_speedup']:.2f}x)."
+        )
+    for r in sec.get("workflow", []):
+        if r.get("seconds") is not None:
+            out.append(
+                f"`{r['command']}`: {r['seconds']:.1f} s"
+                + (f" ({r['jobs']} jobs)." if r.get("jobs") else ".")
+            )
+    return "\n".join(out) + "\n"
+
+
+if __name__ == "__main__":
+    import sys
+
+    print(summary(json.loads(Path(sys.argv[1]).read_text())))

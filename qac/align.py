@@ -24,7 +24,17 @@ from dataclasses import dataclass
 
 import torch
 
-__all__ = ["align", "align_signal", "AlignmentPolicy", "POLICIES", "METHODS", "TimeAlign"]
+from qac import kernels
+
+__all__ = [
+    "align",
+    "align_signal",
+    "time_mean",
+    "AlignmentPolicy",
+    "POLICIES",
+    "METHODS",
+    "TimeAlign",
+]
 
 METHODS = ("replicate", "truncate", "average", "none")
 _SHORT = {"repl": "replicate", "trunc": "truncate", "aver": "average", "avg": "average"}
@@ -41,6 +51,32 @@ def _method(name: str) -> str:
 def replicate_indices(T_in: int, T_out: int) -> list[int]:
     """Source step of each output step for ``replicate``: ``floor(t * T_in / T_out)``."""
     return [(t * T_in) // T_out for t in range(T_out)]
+
+
+def time_mean(x: torch.Tensor) -> torch.Tensor:
+    """``x.mean(dim=0, keepdim=True)`` for a ``[T, ...]`` train, as T-1 in-place additions.
+
+    Each step is one dense block, so adding the steps in order is a streaming elementwise loop
+    (one fused pass with the native kernels); a reduction over the outermost dimension of a
+    channels_last tensor is several times slower on CPUs. The result keeps the steps' memory
+    layout, and both paths add in step order (bitwise equal).
+    """
+    T = x.shape[0]
+    if T == 1:
+        return x
+    step = x[0]
+    dense = step.is_contiguous() or (
+        step.dim() == 4 and step.is_contiguous(memory_format=torch.channels_last)
+    )
+    native = x.dtype in (torch.float32, torch.float64) and not x.requires_grad
+    if native and dense and x.stride(0) == step.numel() and kernels.use_native(x):
+        out = torch.empty_like(step)
+        kernels.native_module().time_mean(x, out)
+        return out.unsqueeze(0)
+    total = x[0].clone()
+    for t in range(1, T):
+        total.add_(x[t])
+    return total.div_(T).unsqueeze(0)
 
 
 def align_signal(x: torch.Tensor, T_out: int, method: str) -> torch.Tensor:
@@ -63,7 +99,7 @@ def align_signal(x: torch.Tensor, T_out: int, method: str) -> torch.Tensor:
     if T_in == 1:
         return x
     if method == "average":
-        return x.mean(dim=0, keepdim=True)
+        return time_mean(x)
     if method == "truncate":
         return x[:T_out]
     if T_in == T_out:

@@ -210,3 +210,19 @@ def test_auto_micro_batch_is_bounded_by_the_fold_budget():
     assert snn.micro_batch_size(images) == 64
     with pytest.raises(ValueError, match="micro_batch"):
         to_snn(ann, "aver+aver", micro_batch=-1)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("channels_last", [True, False])
+@pytest.mark.parametrize("T", [2, 5])
+def test_time_mean_native_equals_torch(backend, dtype, channels_last, T):
+    from qac.align import time_mean
+
+    x = _current(T, 4, dtype, channels_last, seed=T)
+    backend("torch")
+    ref = time_mean(x)
+    backend("native")
+    out = time_mean(x)
+    assert out.shape == (1, *x.shape[1:]) and out.stride() == ref.stride()
+    assert torch.equal(out, ref)
+    torch.testing.assert_close(out, x.mean(dim=0, keepdim=True))

@@ -98,7 +98,10 @@ def _cpu_fingerprint() -> str:
 
 def _build(load):  # type: ignore[no-untyped-def]
     """Build (or load the cached build of) native.cpp for this CPU, torch and source."""
-    base = f"qac_native_{platform.machine()}_torch{torch.__version__.split('+')[0]}"
+    # one build per source version, torch version and machine type: several checkouts (or a
+    # running job and an edited source) never rebuild over each other
+    source_hash = hashlib.sha1(_SOURCE.read_bytes()).hexdigest()[:8]
+    base = f"qac_native_{source_hash}_{platform.machine()}_torch{torch.__version__.split('+')[0]}"
     base = base.replace(".", "_").replace("-", "_")
     try:  # tuned for this CPU (vector width, rounding instructions); cached per CPU type
         return load(

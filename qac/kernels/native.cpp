@@ -75,6 +75,39 @@ void if_simulate(torch::Tensor current, torch::Tensor out, torch::Tensor v0, tor
   });
 }
 
+// Time average of a [T, ...] train (Eq. 12): out = (x[0] + x[1] + ... + x[T-1]) / T, added in
+// step order as the PyTorch fallback (T-1 in-place additions, then one division) does.
+template <typename scalar_t>
+void mean_block(const scalar_t* __restrict__ x, scalar_t* __restrict__ out, int64_t T,
+                int64_t step, int64_t n) {
+#pragma omp simd
+  for (int64_t i = 0; i < n; ++i) out[i] = x[i];
+  for (int64_t t = 1; t < T; ++t) {
+    const scalar_t* __restrict__ xt = x + t * step;
+#pragma omp simd
+    for (int64_t i = 0; i < n; ++i) out[i] = out[i] + xt[i];
+  }
+  const scalar_t divisor = static_cast<scalar_t>(T);
+#pragma omp simd
+  for (int64_t i = 0; i < n; ++i) out[i] = out[i] / divisor;
+}
+
+// x: [T, ...] whose steps share out's dense layout (step stride x.stride(0)); out: one step.
+void time_mean(torch::Tensor x, torch::Tensor out) {
+  const int64_t T = x.size(0);
+  const int64_t N = out.numel();
+  const int64_t step = x.stride(0);
+  AT_DISPATCH_FLOATING_TYPES(out.scalar_type(), "time_mean", [&] {
+    const scalar_t* px = x.data_ptr<scalar_t>();
+    scalar_t* po = out.data_ptr<scalar_t>();
+    at::parallel_for(0, N, kGrain, [=](int64_t b, int64_t e) {
+      for (int64_t s = b; s < e; s += kBlock) {
+        mean_block<scalar_t>(px + s, po + s, T, step, std::min(kBlock, e - s));
+      }
+    });
+  });
+}
+
 // Element access for the quantizer kernels. Arithmetic runs in `op` (float for bfloat16, as
 // PyTorch's CPU kernels do) and every intermediate result is rounded back to the storage type,
 // exactly like a chain of eager PyTorch operations. bfloat16 is handled through its bits
@@ -135,26 +168,48 @@ void quantize_block(const typename E::raw* __restrict__ px, typename E::raw* __r
 // dQ/dx = g on 0 < x < alpha (else 0); sums of g*(Q - x) there and of g where x >= alpha.
 // (The boundary points, measure zero, are classified as PyTorch's hardtanh_backward does, so
 // both backends give the same dQ/dx bitwise.)
-// The sums are reassociated across SIMD lanes (omp simd reduction): deterministic for a build.
+// The sums run in double: per block of kBlock elements over kLanes fixed interleaved lanes
+// (element i to lane i % kLanes) added in a fixed order, blocks in order within fixed chunks,
+// chunks in order. The loops vectorise without reassociation, and the result is the same on
+// every CPU, vector width and thread count.
+constexpr int64_t kLanes = 8;
+
 template <typename E>
 void backward_block(const typename E::raw* __restrict__ px, const typename E::raw* __restrict__ pg,
                     typename E::raw* __restrict__ pgx, typename E::op k, typename E::op inv,
                     typename E::op L, typename E::op a, int64_t n, double* s_in,
                     double* s_above) {
   using op = typename E::op;
-  double acc_in = 0.0, acc_above = 0.0;
-#pragma omp simd reduction(+ : acc_in, acc_above)
-  for (int64_t i = 0; i < n; ++i) {
+  double term_in[kBlock], term_above[kBlock];  // n <= kBlock
+#pragma omp simd
+  for (int64_t i = 0; i < n; ++i) {  // elementwise: dQ/dx and each element's two terms
     const op x = E::load(px, i);
     const op g = E::load(pg, i);
-    const bool inside = x > op(0) && x < a;
+    const bool inside = (x > op(0)) & (x < a);
     const op q = quantize_value<E>(x, k, inv, L);
     pgx[i] = inside ? pg[i] : typename E::raw(0);
-    acc_in += inside ? static_cast<double>(g) * (static_cast<double>(q) - static_cast<double>(x)) : 0.0;
-    acc_above += x >= a ? static_cast<double>(g) : 0.0;
+    term_in[i] = inside ? static_cast<double>(g) * (static_cast<double>(q) - static_cast<double>(x)) : 0.0;
+    term_above[i] = x >= a ? static_cast<double>(g) : 0.0;
   }
-  *s_in = acc_in;
-  *s_above = acc_above;
+  double acc_in[kLanes] = {0}, acc_above[kLanes] = {0};
+  int64_t i = 0;
+  for (; i + kLanes <= n; i += kLanes) {
+    for (int64_t l = 0; l < kLanes; ++l) {
+      acc_in[l] += term_in[i + l];
+      acc_above[l] += term_above[i + l];
+    }
+  }
+  for (int64_t l = 0; i < n; ++i, ++l) {
+    acc_in[l] += term_in[i];
+    acc_above[l] += term_above[i];
+  }
+  double total_in = 0.0, total_above = 0.0;
+  for (int64_t l = 0; l < kLanes; ++l) {
+    total_in += acc_in[l];
+    total_above += acc_above[l];
+  }
+  *s_in += total_in;
+  *s_above += total_above;
 }
 
 // Scale factors arrive as doubles and are rounded to opmath (float for float/bfloat16/half),
@@ -200,8 +255,11 @@ std::vector<torch::Tensor> quantize_backward(torch::Tensor grad, torch::Tensor x
     double* pab = part_above.data();
     at::parallel_for(0, chunks, 1, [=](int64_t cb, int64_t ce) {
       for (int64_t c = cb; c < ce; ++c) {
-        const int64_t b = c * kGrain, n = std::min(N, b + kGrain) - b;
-        backward_block<E>(px + b, pg + b, pgx + b, k, inv, L, a, n, pin + c, pab + c);
+        const int64_t end = std::min(N, (c + 1) * kGrain);
+        for (int64_t b = c * kGrain; b < end; b += kBlock) {
+          const int64_t n = std::min(kBlock, end - b);
+          backward_block<E>(px + b, pg + b, pgx + b, k, inv, L, a, n, pin + c, pab + c);
+        }
       }
     });
   });
@@ -218,6 +276,7 @@ std::vector<torch::Tensor> quantize_backward(torch::Tensor grad, torch::Tensor x
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("if_simulate", &if_simulate, "soft-reset IF neuron over T steps (in place into out)");
+  m.def("time_mean", &time_mean, "time average of a [T, ...] train (into out)");
   m.def("quantize_forward", &quantize_forward, "Eq. 5 forward");
   m.def("quantize_backward", &quantize_backward, "Eq. 5 straight-through backward");
 }
