@@ -65,11 +65,9 @@ def time_mean(x: torch.Tensor) -> torch.Tensor:
     if T == 1:
         return x
     step = x[0]
-    dense = step.is_contiguous() or (
-        step.dim() == 4 and step.is_contiguous(memory_format=torch.channels_last)
-    )
     native = x.dtype in (torch.float32, torch.float64) and not x.requires_grad
-    if native and dense and x.stride(0) == step.numel() and kernels.use_native(x):
+    dense = kernels.standard_layout(step) and x.stride(0) == step.numel()
+    if native and dense and kernels.use_native(x):
         out = torch.empty_like(step)
         kernels.native_module().time_mean(x, out)
         return out.unsqueeze(0)

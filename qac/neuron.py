@@ -88,17 +88,12 @@ def empty_steps(T: int, like: torch.Tensor) -> torch.Tensor:
     return torch.empty((T, *like.shape), dtype=like.dtype, device=like.device)
 
 
-def _standard_layout(t: torch.Tensor) -> bool:
-    channels_last = t.dim() == 4 and t.is_contiguous(memory_format=torch.channels_last)
-    return t.is_contiguous() or channels_last
-
-
 def _simulate_native(
     current: torch.Tensor, v0: torch.Tensor, v_th: torch.Tensor, T: int
 ) -> torch.Tensor:
     """The fused CPU kernel (bitwise equal to :meth:`IFNeuron._simulate_inplace`)."""
     step = current[0]
-    if not _standard_layout(step) or (
+    if not kernels.standard_layout(step) or (
         current.shape[0] > 1 and current.stride(0) != step.numel()
     ):
         current = current.contiguous()

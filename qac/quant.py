@@ -135,9 +135,7 @@ def _native_ok(x: torch.Tensor) -> bool:
 
 
 def _dense(x: torch.Tensor) -> torch.Tensor:
-    if x.is_contiguous() or (x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last)):
-        return x
-    return x.contiguous()
+    return x if kernels.standard_layout(x) else x.contiguous()
 
 
 def _native_backward(ctx, grad_out: torch.Tensor):  # type: ignore[no-untyped-def]

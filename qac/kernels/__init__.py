@@ -29,7 +29,14 @@ from types import ModuleType
 
 import torch
 
-__all__ = ["BACKENDS", "set_backend", "get_backend", "native_module", "use_native"]
+__all__ = [
+    "BACKENDS",
+    "set_backend",
+    "get_backend",
+    "native_module",
+    "use_native",
+    "standard_layout",
+]
 
 BACKENDS = ("auto", "native", "torch")
 _SOURCE = Path(__file__).with_name("native.cpp")
@@ -149,3 +156,10 @@ def use_native(*tensors: torch.Tensor) -> bool:
             _state["warned"] = True
         return False
     return True
+
+
+def standard_layout(t: torch.Tensor) -> bool:
+    """Dense in the standard (row-major) or, for 4-D tensors, the channels_last layout: the
+    layouts the fused kernels walk as one flat array."""
+    channels_last = t.dim() == 4 and t.is_contiguous(memory_format=torch.channels_last)
+    return t.is_contiguous() or channels_last
