@@ -1,6 +1,7 @@
-"""Fused kernels for the two elementwise hot paths: the IF neuron update and the QAT quantizer.
+"""Fused kernels for the elementwise hot paths: the IF neuron update, the time average of an
+``average`` alignment, and the QAT quantizer (forward and backward).
 
-Both have a plain PyTorch implementation (the reference, used on every device) and, on CPUs, a
+Each has a plain PyTorch implementation (the reference, used on every device) and, on CPUs, a
 fused C++ implementation (``native.cpp``, built with :func:`torch.utils.cpp_extension.load` on
 first use and cached in ``$TORCH_EXTENSIONS_DIR`` or ``~/.cache/torch_extensions``; building
 takes ~30 s once per machine and needs a C++ compiler). The fused kernels compute exactly the
