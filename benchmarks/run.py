@@ -15,6 +15,7 @@ import datetime as dt
 import os
 import platform
 import sys
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 import torch
@@ -39,15 +40,9 @@ def _cpu_name() -> str:
 
 def machine_info(device: torch.device) -> dict:
     try:
-        import spikingjelly
-
-        sj_version = getattr(spikingjelly, "__version__", None) or "installed"
-    except ImportError:
+        sj_version: str | None = version("spikingjelly")
+    except PackageNotFoundError:
         sj_version = None
-    if sj_version == "installed":
-        from importlib.metadata import version
-
-        sj_version = version("spikingjelly")
     native = "torch"
     if device.type == "cpu":
         native = "native (fused C++)" if kernels.use_native(torch.zeros(1)) else "torch"

@@ -205,20 +205,15 @@ class SpikingNetwork(nn.Module):
         ``auto`` mode, a first chunk of one image measures the activation size); set
         ``micro_batch = 0`` where hooks must see the whole batch at once.
         """
-        B = images.shape[0]
         if not self._splits(images):
             return self.body(images.unsqueeze(0))
         outs: list[torch.Tensor] = []
         rest = images
-        if self.micro_batch == "auto":
-            key = tuple(images.shape[1:])
-            if key not in self._sample_bytes:  # the first image doubles as the size probe
-                outs.append(self._probe(images[:1]))
-                rest = images[1:]
-            size = self._auto_size(key, B)
-        else:
-            size = int(self.micro_batch)
-        if not outs and size >= B:
+        if self.micro_batch == "auto" and tuple(images.shape[1:]) not in self._sample_bytes:
+            outs.append(self._probe(images[:1]))  # the first image doubles as the size probe
+            rest = images[1:]
+        size = self.micro_batch_size(images)  # known now: no second probe
+        if not outs and size >= images.shape[0]:
             return self.body(images.unsqueeze(0))
         outs += [self.body(c.unsqueeze(0)) for c in rest.split(size)] if len(rest) else []
         return torch.cat(outs, dim=1) if len(outs) > 1 else outs[0]

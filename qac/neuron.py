@@ -93,16 +93,11 @@ def _simulate_native(
 ) -> torch.Tensor:
     """The fused CPU kernel (bitwise equal to :meth:`IFNeuron._simulate_inplace`)."""
     step = current[0]
-    if not kernels.standard_layout(step) or (
-        current.shape[0] > 1 and current.stride(0) != step.numel()
-    ):
-        current = current.contiguous()
-        step = current[0]
     out = empty_steps(T, step)
-    if out[0].stride() != step.stride():  # e.g. a dense layout other than the two standard ones
-        current = current.contiguous()
+    steps_dense = current.shape[0] == 1 or current.stride(0) == step.numel()
+    if not (kernels.standard_layout(step) and steps_dense and out[0].stride() == step.stride()):
+        current = current.contiguous()  # the kernel walks input and output as one flat layout
         out = torch.empty((T, *step.shape), dtype=step.dtype, device=step.device)
-        step = current[0]
 
     def full(p: torch.Tensor) -> torch.Tensor:
         if p.numel() == 1:
