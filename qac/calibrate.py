@@ -9,12 +9,25 @@ are the one-step form of these gradients), to minimise Eq. 15,
 
 between the SNN's time-averaged output and the quantized ANN's output on unlabeled calibration
 images. The loss on the calibration set is measured before and after; if calibration did not
-lower it, the original state is restored and the result says so (``reverted``).
+lower it, the original state is restored and the result says so (``reverted``; this safeguard is
+ours, not the paper's: ``revert_if_worse=False`` turns it off).
+
+Optimizer: Algorithm 1 (lines 26-32) writes a plain gradient step ``v <- v - eps * dL/dv`` with
+an unspecified step size; ``optimizer="sgd"`` is that rule (mini-batch, no momentum), and
+``optimizer="adam"`` (the default) scales each parameter's step by its own gradient history; the
+choice and its reason are recorded in ``docs/assumptions.md``.
+
+Images: Sec. 5.4 says calibration "does not require the training dataset" and uses the ANN's
+outputs as targets, so no labels are ever read. :func:`calibration_images` draws the unlabeled
+images from a configurable source: ``train`` (a class-balanced subset of the training split),
+``test`` (test-split images: the SNN is then evaluated on images it was calibrated on) or
+``noise`` (standard-normal images in the normalised input space: no dataset at all).
 """
 
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,7 +37,31 @@ from tqdm import tqdm
 
 from qac.convert import SpikingNetwork, neurons, to_snn
 
-__all__ = ["CalibrationConfig", "calibrate", "neuron_state"]
+__all__ = ["CalibrationConfig", "calibrate", "calibration_images", "neuron_state", "SOURCES"]
+
+
+OPTIMIZERS = {"adam": torch.optim.Adam, "sgd": torch.optim.SGD}
+SOURCES = ("train", "test", "noise")
+
+
+def calibration_images(
+    source: str, samples: int, load_split: Callable[[str, int], torch.Tensor], seed: int = 0
+) -> torch.Tensor:
+    """``samples`` unlabeled, normalised calibration images from ``source`` (see module doc).
+
+    ``load_split(split, n)`` returns ``n`` normalised images of a dataset split; ``noise`` asks
+    it for one test image only, for the input shape and dtype.
+    """
+    if source not in SOURCES:
+        raise ValueError(f"calibration source must be one of {list(SOURCES)}, got {source!r}")
+    if samples < 1:
+        raise ValueError(f"calibration needs at least one image, got samples={samples}")
+    if source != "noise":
+        return load_split(source, samples)
+    like = load_split("test", 1)
+    gen = torch.Generator().manual_seed(seed)
+    noise = torch.randn((samples, *like.shape[1:]), generator=gen, dtype=torch.float64)
+    return noise.to(dtype=like.dtype, device=like.device)
 
 
 @dataclass
@@ -39,11 +76,17 @@ class CalibrationConfig:
     surrogate: str = "rect"
     surrogate_width: float = 1.0
     min_threshold: float = 1e-3  # thresholds are kept above this (projection after each step)
+    optimizer: str = "adam"  # "adam" or "sgd" (Algorithm 1's plain gradient step)
+    revert_if_worse: bool = True  # keep the original state when the loss did not drop (ours)
     progress: bool = True
 
     def __post_init__(self) -> None:
         if self.v0_shape not in ("channel", "layer"):
             raise ValueError(f"v0_shape must be 'channel' or 'layer', got {self.v0_shape!r}")
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(
+                f"calibration optimizer must be one of {sorted(OPTIMIZERS)}, got {self.optimizer!r}"
+            )
         if self.epochs < 0 or self.batch_size < 1 or not self.lr > 0:
             raise ValueError("calibration needs epochs >= 0, batch_size >= 1 and lr > 0")
 
@@ -84,8 +127,10 @@ def calibrate(
 ) -> dict[str, Any]:
     """Calibrate ``to_snn(ann, cfg.policy)`` on ``images`` (unlabeled, already normalised).
 
-    Returns ``{"state": {layer: {"v0", "v_th"}}, "loss_before", "loss_after", "history",
-    "reverted", "config"}``; ``state`` is what :func:`qac.evaluate.apply_neuron_state` loads.
+    Returns ``{"state": {layer: {"v0", "v_th"}}, "trained_state", "loss_before", "loss_after",
+    "history", "reverted", "config"}``; ``state`` (the calibrated state, or the original one when
+    reverted) is what :func:`qac.evaluate.apply_neuron_state` loads; ``trained_state`` is the
+    calibrated state even when it was discarded.
     """
     cfg = cfg or CalibrationConfig()
     device = next(ann.parameters()).device
@@ -113,7 +158,7 @@ def calibrate(
     loss_before = _dataset_loss(snn, batches)
     history = [loss_before]
     if params and cfg.epochs > 0:
-        optimizer = torch.optim.Adam(params, lr=cfg.lr)
+        optimizer = OPTIMIZERS[cfg.optimizer](params, lr=cfg.lr)
         gen = torch.Generator().manual_seed(0)
         for _ in tqdm(range(cfg.epochs), desc="calibrate", leave=False, disable=not cfg.progress):
             running, seen = 0.0, 0
@@ -130,10 +175,11 @@ def calibrate(
                 seen += x.shape[0]
             history.append(running / seen)
     loss_after = _dataset_loss(snn, batches)
-    reverted = not loss_after < loss_before
-    state = initial if reverted else neuron_state(snn)
+    reverted = cfg.revert_if_worse and not loss_after < loss_before
+    trained = neuron_state(snn)
     return {
-        "state": state,
+        "state": initial if reverted else trained,
+        "trained_state": trained,
         "loss_before": loss_before,
         "loss_after": loss_after,
         "history": history,

@@ -8,6 +8,12 @@ directory and moved into place (``os.replace``), so a crash never leaves a half-
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import fcntl
+import os
+import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +25,8 @@ from qac.models import architecture_names, build
 
 __all__ = [
     "CheckpointError",
+    "CheckpointLockedError",
+    "directory_lock",
     "save_checkpoint",
     "load_checkpoint",
     "load_model",
@@ -30,10 +38,53 @@ __all__ = [
 ]
 
 FORMAT = "qac-checkpoint/1"
+LOCK_NAME = "train.lock"
 
 
 class CheckpointError(RuntimeError):
     """A checkpoint is missing, unreadable, or does not fit what was asked of it."""
+
+
+class CheckpointLockedError(CheckpointError):
+    """Another process holds the lock of a checkpoint directory."""
+
+
+@contextlib.contextmanager
+def directory_lock(directory: str | Path, *, owner: str = "qac train") -> Iterator[Path]:
+    """Hold an exclusive ``flock`` on ``directory/train.lock`` (created) for the block.
+
+    A second holder fails at once with :class:`CheckpointLockedError` naming the first one's pid.
+    The kernel drops the lock when the process ends, however it ends; the file itself stays (it
+    holds the last holder's pid). Where the file system has no locks, a warning is issued and the
+    block runs unlocked.
+    """
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / LOCK_NAME
+    with open(path, "a+") as f:
+        try:
+            fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            if exc.errno not in (errno.EAGAIN, errno.EWOULDBLOCK, errno.EACCES):
+                warnings.warn(
+                    f"cannot lock {path} ({exc.strerror}): running unlocked", stacklevel=3
+                )
+                yield path
+                return
+            f.seek(0)
+            pid = f.read().strip() or "unknown"
+            raise CheckpointLockedError(
+                f"another {owner} (pid {pid}) is using {directory}: wait for it or choose "
+                "another --out"
+            ) from None
+        f.seek(0)
+        f.truncate()
+        f.write(f"{os.getpid()}\n")
+        f.flush()
+        try:
+            yield path
+        finally:
+            fcntl.flock(f.fileno(), fcntl.LOCK_UN)
 
 
 def model_spec(
@@ -95,6 +146,9 @@ def load_model(
     model = build(
         spec["arch"], spec["num_classes"], spec["activation"], width=spec.get("width", 1.0)
     )
+    float_dtypes = {t.dtype for t in payload["state_dict"].values() if t.is_floating_point()}
+    if float_dtypes == {torch.float64}:  # trained in double precision: keep every bit
+        model = model.to(torch.float64)
     try:
         model.load_state_dict(payload["state_dict"])
     except RuntimeError as exc:

@@ -10,22 +10,27 @@ import argparse
 import json
 import math
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import torch
 import yaml
 
+from qac.align import AlignmentPolicy
 from qac.checkpoint import CheckpointError, atomic_write_json, load_model
-from qac.data import AugmentConfig, BatchLoader, DatasetNotFoundError, load_dataset
+from qac.convert import quantizers
+from qac.data import AugmentConfig, BatchLoader, DatasetNotFoundError, load_dataset, num_classes_of
 from qac.quant import InfiniteTimestepsError
-from qac.runtime import resolve_device, set_threads, tune_allocator
+from qac.runtime import DeviceError, resolve_device, set_threads, tune_allocator
 from qac.train import ConfigError, TrainConfig, TrainingDivergedError
+from qac.workflow import load_yaml
 
 USER_ERRORS = (
     CheckpointError,
     DatasetNotFoundError,
     ConfigError,
+    DeviceError,
     TrainingDivergedError,
     InfiniteTimestepsError,
     FileNotFoundError,
@@ -37,18 +42,31 @@ USER_ERRORS = (
 # --------------------------------------------------------------------------------------------
 # helpers
 # --------------------------------------------------------------------------------------------
+def _yaml(text: str, what: str) -> Any:
+    """``text`` read as YAML (every float notation a number); a syntax error is one line."""
+    try:
+        return load_yaml(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigError(f"{what} is not valid YAML{where}: {problem}") from exc
+
+
 def _parse_set(items: list[str]) -> dict[str, Any]:
     """``key=value`` pairs (YAML values; dotted keys nest) into a dict."""
     out: dict[str, Any] = {}
     for item in items:
-        if "=" not in item:
-            raise ConfigError(f"--set expects key=value, got {item!r}")
-        key, raw = item.split("=", 1)
-        value = yaml.safe_load(raw) if raw != "" else None
+        key, eq, raw = item.partition("=")
+        if not eq or not all(key.split(".")):
+            raise ConfigError(f"--set expects key=value (e.g. epochs=5), got {item!r}")
+        value = _yaml(raw, f"--set {item!r}") if raw != "" else None
         node = out
         *parents, leaf = key.split(".")
         for p in parents:
             node = node.setdefault(p, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"--set {item!r}: {p} was given a value, not options")
         node[leaf] = value
     return out
 
@@ -69,7 +87,7 @@ def _read_yaml(path: str | None) -> dict[str, Any]:
     p = Path(path)
     if not p.is_file():
         raise ConfigError(f"config file {p} does not exist")
-    data = yaml.safe_load(p.read_text()) or {}
+    data = _yaml(p.read_text(), f"config file {p}") or {}
     if not isinstance(data, dict):
         raise ConfigError(f"config file {p} must hold a mapping of options")
     return data
@@ -84,8 +102,10 @@ def _data_args(parser: argparse.ArgumentParser) -> None:
     )
     g.add_argument("--data-root", help="directory holding the datasets (default: data)")
     g.add_argument("--cache-dir", help="cache for extracted/decoded images")
-    g.add_argument("--limit", type=int, help="evaluate on a class-balanced subset of N images")
-    g.add_argument("--batch-size", type=int, default=256, help="evaluation batch size")
+    g.add_argument(
+        "--limit", type=_int_at_least(1), help="evaluate on a class-balanced subset of N images"
+    )
+    g.add_argument("--batch-size", type=_int_at_least(1), default=256, help="evaluation batch size")
     g.add_argument("--device", default="auto", help="auto (CUDA if available), cpu or cuda")
     g.add_argument("--no-progress", action="store_true", help="hide progress bars")
     g.add_argument(
@@ -96,20 +116,85 @@ def _data_args(parser: argparse.ArgumentParser) -> None:
 
 
 def _dataset_for(args, payload: dict, split: str, limit: int | None):
+    """The split to evaluate/calibrate on; its classes must be the checkpoint's (checked from
+    the class folders before any image is read, and again on the loaded dataset)."""
     cfg = payload.get("config") or {}
     source = args.data or cfg.get("dataset")
     if not source:
         raise ConfigError("the checkpoint records no dataset: pass --data")
     options = cfg.get("data_options", {}) if not args.data else {}
-    return load_dataset(
-        source,
-        split,
-        root=args.data_root or cfg.get("data_root", "data"),
-        cache_dir=args.cache_dir or cfg.get("cache_dir"),
-        limit=limit,
-        seed=cfg.get("data_seed", 0),
-        **options,
+    where = {
+        "root": args.data_root or cfg.get("data_root", "data"),
+        "cache_dir": args.cache_dir or cfg.get("cache_dir"),
+    }
+    if not str(source).strip().lower().startswith("imagenet"):  # counts 1000 for any ImageNet
+        _check_classes(args, payload, source, num_classes_of(source, **where, **options))
+    data = load_dataset(
+        source, split, limit=limit, seed=cfg.get("data_seed", 0), **where, **options
     )
+    _check_classes(args, payload, source, data.num_classes)
+    return data
+
+
+def _check_classes(args, payload: dict, source: str, found: int) -> None:
+    want = payload["spec"]["num_classes"]
+    if found != want:
+        trained = (payload.get("config") or {}).get("dataset") or "the training data"
+        raise ConfigError(
+            f"checkpoint {args.checkpoint} predicts {want} classes but dataset {source} has "
+            f"{found}: use the dataset it was trained on (--data {trained})"
+        )
+
+
+def _check_output(path: str | None, flag: str, *, directory: bool = False) -> None:
+    """Fail before any work when ``path`` cannot be written (a file where a directory must be,
+    or the reverse, or a file in the way of its parent directories)."""
+    if not path:
+        return
+    p = Path(path)
+    want = "directory" if directory else "file"
+    if p.exists() and p.is_dir() != directory:
+        kind = "directory" if p.is_dir() else "file"
+        raise ConfigError(
+            f"{flag} {p} is a {kind}, but a {want} is written there: pass a {want} path"
+        )
+    blocker = next((q for q in p.parents if q.exists() and not q.is_dir()), None)
+    if blocker is not None:
+        raise ConfigError(f"{flag} {p}: {blocker} is a file, not a directory: pass another path")
+
+
+# Argument types: argparse turns their ArgumentTypeError into one line naming the option, so
+# every value is checked before a checkpoint or dataset is read.
+def _int_at_least(minimum: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be >= {minimum}, got {value}")
+        return value
+
+    return parse
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not value > 0 or not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
+    return value
+
+
+def _policy(text: str) -> str:
+    """An alignment policy name that :meth:`qac.align.AlignmentPolicy.parse` knows."""
+    try:
+        AlignmentPolicy.parse(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
 
 
 def _v0_option(text: str) -> str | float:
@@ -117,15 +202,26 @@ def _v0_option(text: str) -> str | float:
         return text
     try:
         return float(text)
-    except ValueError as exc:
-        raise ConfigError(f"--v0 takes half, zero or a number, got {text!r}") from exc
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"v0 takes half, zero or a number, got {text!r}") from None
+
+
+def _timesteps_list(text: str) -> list[int]:
+    """``1,2,4`` -> [1, 2, 4] (each >= 1, at least one)."""
+    values = [_int_at_least(1)(x.strip()) for x in text.split(",") if x.strip()]
+    if not values:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers >= 1, got {text!r}")
+    return values
+
+
+_SNN_USAGE = "use POLICY[,k=K][,v0=V][,T=N][,cal][,f64]"
 
 
 def _parse_snn_spec(spec: str) -> dict[str, Any]:
     """``POLICY[,k=K][,v0=V][,T=N][,cal][,f64]`` -> a setting dict (see ``qac evaluate -h``)."""
     parts = [p.strip() for p in spec.split(",") if p.strip()]
     if not parts:
-        raise ConfigError("empty --snn setting")
+        raise argparse.ArgumentTypeError(f"empty setting: {_SNN_USAGE}")
     st: dict[str, Any] = {
         "policy": parts[0],
         "k": 1,
@@ -134,20 +230,23 @@ def _parse_snn_spec(spec: str) -> dict[str, Any]:
         "f64": False,
         "timesteps": None,
     }
-    for part in parts[1:]:
-        key, _, value = part.partition("=")
-        if key == "k" and value:
-            st["k"] = int(value)
-        elif key == "v0" and value:
-            st["v0"] = _v0_option(value)
-        elif key == "T" and value:
-            st["timesteps"] = int(value)
-        elif key in ("cal", "f64") and not value:
-            st[key] = True
-        else:
-            raise ConfigError(
-                f"bad --snn setting {spec!r}: use POLICY[,k=K][,v0=V][,T=N][,cal][,f64]"
-            )
+    parsers: dict[str, Callable[[str], Any]] = {
+        "k": _int_at_least(1),
+        "v0": _v0_option,
+        "T": _int_at_least(1),
+    }
+    try:
+        _policy(parts[0])
+        for part in parts[1:]:
+            key, eq, value = part.partition("=")
+            if key in ("cal", "f64") and not eq:
+                st[key] = True
+            elif key in ("k", "v0", "T") and value:
+                st["timesteps" if key == "T" else key] = parsers[key](value)
+            else:
+                raise argparse.ArgumentTypeError(f"unknown part {part!r}: {_SNN_USAGE}")
+    except argparse.ArgumentTypeError as exc:
+        raise argparse.ArgumentTypeError(f"bad setting {spec!r}: {exc}") from None
     return st
 
 
@@ -163,13 +262,6 @@ def _format_snn_spec(st: dict[str, Any]) -> str:
         if st[flag]:
             text += f",{flag}"
     return text
-
-
-def _int_list(text: str) -> list[int]:
-    try:
-        return [int(x) for x in text.split(",") if x.strip()]
-    except ValueError as exc:
-        raise ConfigError(f"expected comma-separated integers, got {text!r}") from exc
 
 
 def _jsonable(obj: Any) -> Any:
@@ -199,7 +291,11 @@ def cmd_train(args) -> int:
     values = _merge(values, _parse_set(args.set or []))
     if args.no_progress:
         values["progress"] = False
-    cfg = TrainConfig.from_dict(values)
+    try:
+        cfg = TrainConfig.from_dict(values)
+    except TypeError as exc:  # a value of the wrong type that TrainConfig did not name
+        raise ConfigError(f"bad training option value: {exc}") from exc
+    _check_output(args.out, "--out", directory=True)
     metrics = train(cfg, args.out, resume=not args.no_resume)
     print(
         f"trained {cfg.arch} on {cfg.dataset}: test accuracy {metrics['ann_acc']:.2f}% "
@@ -208,17 +304,97 @@ def cmd_train(args) -> int:
     return 0
 
 
+def _load(path: str, arch: str | None = None, device: torch.device | str = "cpu"):
+    """(model, payload) of a 'qac train' checkpoint, with one-line errors for wrong files."""
+    p = Path(path)
+    if p.is_dir():
+        raise CheckpointError(
+            f"--checkpoint {p} is a directory: pass the file, e.g. {p / 'model.pt'}"
+        )
+    try:
+        return load_model(p, arch=arch, map_location=device)
+    except KeyError as exc:
+        raise CheckpointError(
+            f"checkpoint {p} has no {_key(exc)}: it was not written by 'qac train'"
+        ) from exc
+
+
+def _key(exc: KeyError) -> str:
+    return repr(exc.args[0]) if exc.args else "key"
+
+
+def _require_snn(model, args, what: str) -> None:
+    """Conversion needs quantized activations: fail before any data is read."""
+    if next(iter(quantizers(model)), None) is None:
+        raise ConfigError(
+            f"checkpoint {args.checkpoint} has no QAC/QCFS activations (ReLU model), so it "
+            f"cannot become an SNN: drop {what}"
+        )
+
+
 def _load_checkpoint_model(args):
     """(device, model in eval mode, checkpoint payload) for the evaluate/calibrate commands."""
     device = resolve_device(args.device)
-    model, payload = load_model(args.checkpoint, arch=args.arch, map_location=device)
+    model, payload = _load(args.checkpoint, args.arch, device)
+    if next(model.parameters()).dtype == torch.float64:  # trained in double: stay in double
+        args.float64 = True
     return device, model.to(device).eval(), payload
 
 
-def cmd_evaluate(args) -> int:
-    from qac.evaluate import evaluate_ann, evaluate_snn, qcfs_sweep
+def _load_calibration(path: str) -> dict[str, Any]:
+    """A 'qac calibrate' output (``{state, config, record}``), one line when it is not one."""
+    p = Path(path)
+    if not p.is_file():
+        raise CheckpointError(
+            f"calibration file {p} does not exist: write it with 'qac calibrate --out {p}'"
+        )
+    try:
+        calib = torch.load(p, map_location="cpu", weights_only=False)
+    except Exception as exc:  # a text, truncated or foreign file: torch raises many kinds
+        raise CheckpointError(
+            f"{p} is not a 'qac calibrate' output ({type(exc).__name__}): pass the --out file "
+            "of 'qac calibrate'"
+        ) from exc
+    if not isinstance(calib, dict) or not isinstance(calib.get("state"), dict):
+        raise CheckpointError(
+            f"{p} is not a 'qac calibrate' output: pass the --out file of 'qac calibrate'"
+        )
+    return calib
 
+
+def _snn_settings(args, calib: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """The --snn settings, preceded by the one --policy/--calibration describe."""
+    settings = list(args.snn or [])
+    if args.policy or (calib is not None and not settings):
+        policy = args.policy or (calib.get("config") or {}).get("policy", "aver+aver")
+        settings.insert(
+            0,
+            {
+                "policy": policy,
+                "k": args.k,
+                "v0": args.v0,
+                "cal": calib is not None,
+                "f64": args.float64,
+                "timesteps": args.timesteps,
+            },
+        )
+    if calib is None and any(st["cal"] for st in settings):
+        raise ConfigError("an --snn setting asks for 'cal' but no --calibration FILE was given")
+    return settings
+
+
+def cmd_evaluate(args) -> int:
+    from qac.evaluate import check_neuron_state, evaluate_ann, evaluate_snn, qcfs_sweep
+
+    _check_output(args.out, "--out")
+    calib = _load_calibration(args.calibration) if args.calibration else None
     device, model, payload = _load_checkpoint_model(args)
+    settings = _snn_settings(args, calib)
+    if settings or args.sweep:
+        _require_snn(model, args, "--snn/--policy/--calibration/--sweep")
+    neuron_state = calib["state"] if calib is not None else None
+    if neuron_state is not None:
+        check_neuron_state(model, neuron_state)
     test = _dataset_for(args, payload, "test", args.limit)
     loader = BatchLoader(test, args.batch_size, train=False, device=device)
     progress = not args.no_progress
@@ -229,34 +405,14 @@ def cmd_evaluate(args) -> int:
         "dataset": test.name if hasattr(test, "name") else args.data,
         "ann": evaluate_ann(model, loader, dtype=dtype, progress=progress),
     }
-    neuron_state, calib_policy = None, None
-    if args.calibration:
-        calib = torch.load(args.calibration, map_location="cpu", weights_only=False)
-        if not isinstance(calib, dict) or "state" not in calib:
-            raise CheckpointError(f"{args.calibration} is not a 'qac calibrate' output")
-        neuron_state = calib["state"]
-        calib_policy = calib.get("config", {}).get("policy", "aver+aver")
-    settings = [_parse_snn_spec(spec) for spec in args.snn or []]
-    if args.policy or (neuron_state is not None and not settings):
-        settings.insert(
-            0,
-            {
-                "policy": args.policy or calib_policy,
-                "k": args.k,
-                "v0": _v0_option(args.v0),
-                "cal": neuron_state is not None,
-                "f64": args.float64,
-                "timesteps": args.timesteps,
-            },
-        )
+    if calib is not None and calib.get("record"):  # loss/accuracy before and after, source
+        result["calibration"] = calib["record"]
     if any(st["f64"] for st in settings) and dtype is None:
         result["ann"]["ann_acc_float64"] = evaluate_ann(
             model, loader, dtype=torch.float64, progress=progress
         )["ann_acc"]
     runs = []
     for st in settings:
-        if st["cal"] and neuron_state is None:
-            raise ConfigError("an --snn setting asks for 'cal' but no --calibration was given")
         run = evaluate_snn(
             model,
             loader,
@@ -273,7 +429,7 @@ def cmd_evaluate(args) -> int:
     if runs:
         result["snn"] = runs
     if args.sweep:
-        Ts = _int_list(args.sweep)
+        Ts = args.sweep
         result["qcfs_sweep"] = {
             "T": Ts,
             "qcfs": qcfs_sweep(model, loader, Ts, averaged=False, progress=progress),
@@ -288,26 +444,36 @@ def cmd_evaluate(args) -> int:
 
 
 def cmd_calibrate(args) -> int:
-    from qac.calibrate import CalibrationConfig, calibrate
+    from qac.calibrate import CalibrationConfig, calibrate, calibration_images
     from qac.evaluate import evaluate_snn
     from qac.io import atomic_path
 
+    _check_output(args.out, "--out")
+    _check_output(args.metrics, "--metrics")
     device, model, payload = _load_checkpoint_model(args)
-    train_set = _dataset_for(args, payload, "train", args.samples)
-    calib_loader = BatchLoader(
-        train_set, 512, train=False, augment=AugmentConfig.none(), device=device
-    )
-    images = torch.cat([x for x, _ in calib_loader])
+    _require_snn(model, args, "calibration")
+
+    def load_split(split: str, n: int) -> torch.Tensor:
+        data = _dataset_for(args, payload, split, n)
+        loader = BatchLoader(data, 512, train=False, augment=AugmentConfig.none(), device=device)
+        return torch.cat([x for x, _ in loader])
+
+    images = calibration_images(args.source, args.samples, load_split)
+    if args.float64:
+        model, images = model.to(torch.float64), images.to(torch.float64)
     cfg = CalibrationConfig(
         epochs=args.epochs,
         lr=args.lr,
         batch_size=args.calib_batch_size,
         v0_shape=args.v0_shape,
         policy=args.policy,
+        optimizer=args.optimizer,
+        revert_if_worse=not args.no_revert,
         progress=not args.no_progress,
     )
     result = calibrate(model, images, cfg)
-    metrics = {k: v for k, v in result.items() if k != "state"}
+    metrics = {k: v for k, v in result.items() if k not in ("state", "trained_state")}
+    metrics["source"] = args.source
     if args.eval_limit != 0:
         test = _dataset_for(args, payload, "test", args.eval_limit or args.limit)
         loader = BatchLoader(test, args.batch_size, train=False, device=device)
@@ -316,13 +482,14 @@ def cmd_calibrate(args) -> int:
             model,
             loader,
             policy=args.policy,
-            neuron_state=result["state"],
+            neuron_state=result["trained_state"],  # even when reverted: what it would give
             progress=not args.no_progress,
         )
         metrics["snn_acc_before"] = before["snn_acc"]
         metrics["snn_acc_after"] = after["snn_acc"]
     with atomic_path(args.out) as tmp:
-        torch.save({"state": result["state"], "config": result["config"]}, tmp)
+        record = {k: v for k, v in metrics.items() if k not in ("config", "history")}
+        torch.save({"state": result["state"], "config": result["config"], "record": record}, tmp)
     if args.metrics:
         atomic_write_json(args.metrics, _jsonable(metrics))
     note = " (no improvement: original state kept)" if result["reverted"] else ""
@@ -339,7 +506,7 @@ def cmd_info(args) -> int:
     from qac.layers import quantizer_summary
     from qac.stats import average_bits, average_timesteps
 
-    model, payload = load_model(args.checkpoint)
+    model, payload = _load(args.checkpoint)
     spec = payload["spec"]
     rows = quantizer_summary(model)
     if args.json:
@@ -383,7 +550,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="override an option, e.g. --set epochs=5 --set activation.case=4 (repeatable)",
     )
     p.add_argument("--out", required=True, help="output directory (model.pt, log.jsonl, ...)")
-    p.add_argument("--no-resume", action="store_true", help="ignore an existing state.pt")
+    p.add_argument(
+        "--no-resume",
+        action="store_true",
+        help="start this configuration's run over (ignore its saved state and finished model)",
+    )
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
     p.set_defaults(func=cmd_train)
 
@@ -393,22 +564,32 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="JSON file to write")
     p.add_argument(
         "--policy",
+        type=_policy,
         help="convert with this alignment policy (repl+aver, repl+trunc, "
         "aver+trunc, aver+aver, aver+aver+aver, qcfs, qcfs+aver)",
     )
-    p.add_argument("--v0", default="half", help="initial membrane potential: half, zero, number")
-    p.add_argument("--k", type=int, default=1, help="temporal scale k: every layer runs k*T_l")
-    p.add_argument("--timesteps", type=int, help="run every layer for T steps (QCFS)")
+    p.add_argument(
+        "--v0",
+        type=_v0_option,
+        default="half",
+        help="initial membrane potential: half, zero, number",
+    )
+    p.add_argument(
+        "--k", type=_int_at_least(1), default=1, help="temporal scale k: every layer runs k*T_l"
+    )
+    p.add_argument("--timesteps", type=_int_at_least(1), help="run every layer for T steps (QCFS)")
     p.add_argument("--calibration", help="calibration file written by 'qac calibrate'")
     p.add_argument(
         "--snn",
         action="append",
+        type=_parse_snn_spec,
         metavar="SPEC",
         help="an SNN setting to evaluate (repeatable): POLICY[,k=K][,v0=half|zero|X][,T=N]"
         "[,cal][,f64], e.g. 'aver+aver,k=2' or 'aver+aver,cal' (uses --calibration)",
     )
     p.add_argument(
         "--sweep",
+        type=_timesteps_list,
         help="QCFS T sweep, e.g. 1,2,3,4,8,16,32,64 (with and without averaging alignment)",
     )
     _data_args(p)
@@ -419,16 +600,40 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--arch", help="fail unless the checkpoint holds this architecture")
     p.add_argument("--out", required=True, help="calibration file to write (.pt)")
     p.add_argument("--metrics", help="JSON file for losses and accuracies before/after")
-    p.add_argument("--policy", default="aver+aver", help="alignment policy of the SNN")
+    p.add_argument(
+        "--policy", type=_policy, default="aver+aver", help="alignment policy of the SNN"
+    )
     p.add_argument(
         "--samples",
-        type=int,
+        type=_int_at_least(1),
         default=1024,
-        help="number of (unlabeled) training images used for calibration",
+        help="number of (unlabeled) images used for calibration",
     )
-    p.add_argument("--epochs", type=int, default=30, help="calibration epochs")
-    p.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate")
-    p.add_argument("--calib-batch-size", type=int, default=64, help="calibration batch size")
+    p.add_argument("--epochs", type=_int_at_least(0), default=30, help="calibration epochs")
+    p.add_argument(
+        "--lr", type=_positive_float, default=1e-3, help="learning rate of the optimizer"
+    )
+    p.add_argument(
+        "--optimizer",
+        default="adam",
+        choices=["adam", "sgd"],
+        help="adam (default) or sgd: Algorithm 1's plain gradient step (lines 26-32)",
+    )
+    p.add_argument(
+        "--source",
+        default="train",
+        choices=["train", "test", "noise"],
+        help="unlabeled calibration images: training split (default), test split, or "
+        "standard-normal noise (no dataset)",
+    )
+    p.add_argument(
+        "--no-revert",
+        action="store_true",
+        help="keep the calibrated state even when it did not lower the calibration loss",
+    )
+    p.add_argument(
+        "--calib-batch-size", type=_int_at_least(1), default=64, help="calibration batch size"
+    )
     p.add_argument(
         "--v0-shape",
         default="channel",
@@ -437,7 +642,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--eval-limit",
-        type=int,
+        type=_int_at_least(0),
         default=None,
         help="test images for the before/after accuracy (0 = skip; default: --limit)",
     )
@@ -451,6 +656,22 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _message(exc: BaseException, width: int = 600) -> str:
+    """One line for the user: a KeyError names its key; a message over several lines, or one
+    ending in ':' with its cause below (e.g. torch's state-dict errors), is joined with '; '."""
+    if isinstance(exc, KeyError) and len(exc.args) == 1 and str(exc.args[0]).isidentifier():
+        text = f"missing key {_key(exc)}"
+    else:
+        text = str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc)
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    cause = exc.__cause__
+    if lines and lines[-1].endswith(":") and cause is not None:
+        below = [line.strip() for line in str(cause).splitlines() if line.strip()]
+        lines += below[1:] if below and lines[-1].endswith(below[0]) else below
+    message = "; ".join(lines) or type(exc).__name__
+    return message if len(message) <= width else message[: width - 3] + "..."
+
+
 def main(argv: list[str] | None = None) -> int:
     set_threads()
     tune_allocator()
@@ -458,8 +679,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except USER_ERRORS as exc:
-        message = str(exc).strip().strip("'\"").splitlines()[0] if str(exc) else type(exc).__name__
-        print(f"qac {args.command}: error: {message}", file=sys.stderr)
+        print(f"qac {args.command}: error: {_message(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(

@@ -15,8 +15,12 @@ Sources (the ``source`` string of :func:`load_dataset`)
 ``folder:<path>``
     Any ImageFolder tree ``<path>/train/<class>/*`` and ``<path>/test/<class>/*`` (``val`` is
     accepted instead of ``test``), optionally below one single top-level folder.  Label order =
-    class folder names sorted (union of the classes of both splits).  All images of a split must
-    have the same size; they are decoded once into a uint8 ``[N,3,H,W]`` tensor cached as ``.pt``.
+    class folder names sorted.  Both splits must hold the same class folders and no class folder
+    may be empty (a one-line :class:`DatasetError` names the folders otherwise).  All images of a
+    split must have the same size; they are decoded once into a uint8 ``[N,3,H,W]`` tensor cached
+    as ``.pt``.  An undecodable file (truncated, empty, not an image) raises
+    :class:`ImageDecodeError` naming it, or is left out with a warning with the option
+    ``skip_bad_images=True`` (a split with left-out files is not cached).
 ``tar:<path>``
     A ``.tar``/``.tar.gz``/``.tgz`` holding such a tree.  Extracted once (atomically) into the
     cache, then read like ``folder:``.  ``tar:/work/shared/data/cifar10-jpeg.tar.gz`` is the
@@ -34,6 +38,11 @@ Sources (the ``source`` string of :func:`load_dataset`)
     and test share the patterns (they depend on ``seed``) and draw images with different seeds.
     Generation takes ~0.2 s (CIFAR-shaped) / ~1 s (64x64) for 2,000 images.  At the defaults a
     tiny 2-conv CNN reaches ~75 % after one epoch (10 classes), logistic regression ~99 %.
+
+Options: :func:`check_options` says which source-specific options (``load_dataset``'s keyword
+options, a config's ``data_options``) a source takes; :func:`load_dataset` checks them before any
+work.  :func:`num_classes_of` gives a source's class count without decoding images.  Every error
+for bad input is a one-line :class:`DatasetError` (a ``ValueError``).
 
 Subsets: ``limit=N`` keeps a *class-balanced* subset: every class's samples are permuted with a
 fixed generator (seed 0, independent of ``seed``), classes are interleaved round-robin (rank 0 of
@@ -90,7 +99,7 @@ import tempfile
 import time
 import warnings
 import zlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -105,10 +114,14 @@ __all__ = [
     "AugmentConfig",
     "BatchLoader",
     "autoaugment_batch",
+    "DatasetError",
     "DatasetNotFoundError",
+    "DatasetOptionError",
+    "ImageDecodeError",
     "ImageFolderDataset",
     "TensorImageDataset",
     "load_dataset",
+    "check_options",
     "check_source",
     "num_classes_of",
     "default_cache_dir",
@@ -167,8 +180,28 @@ _SYNTH_KEYS = frozenset(
 )
 
 
-class DatasetNotFoundError(FileNotFoundError):
+class DatasetError(ValueError):
+    """A dataset source, its options or its files are unusable (one-line message says the fix).
+
+    Base class of every error this module raises for bad user input, so callers (the workflow's
+    pre-run check, the CLI) can catch them all with one ``except DatasetError``.
+    """
+
+
+class DatasetNotFoundError(DatasetError, FileNotFoundError):
     """A dataset's files are missing, incomplete or unreadable (message says what to do)."""
+
+
+class DatasetOptionError(DatasetError, TypeError):
+    """A keyword option the dataset source does not take (a ``TypeError`` like Python's own)."""
+
+
+class ImageDecodeError(DatasetError):
+    """An image file that cannot be read or decoded; ``path`` names it."""
+
+    def __init__(self, message: str, path: str = "") -> None:
+        super().__init__(message)
+        self.path = path
 
 
 # --------------------------------------------------------------------------- containers
@@ -181,14 +214,29 @@ class AugmentConfig:
     ``crop_padding``: random crop back to the input size after zero padding by this many pixels
     (0 = off).  ``flip``: random horizontal flip.  ``autoaugment``: AutoAugment (CIFAR-10 policy
     for in-memory data, ImageNet policy for the lazy ImageNet dataset).  ``cutout``: side length of
-    one square hole (0 = off; QCFS uses 16 on CIFAR).  For ImageNet ``crop_padding`` is ignored:
-    training always uses RandomResizedCrop.
+    one square hole (0 = off; QCFS uses 16 on CIFAR).  ``color_jitter``: (brightness, contrast,
+    saturation, hue) of torchvision's ``ColorJitter``, after the flip, for the lazy ImageNet
+    dataset only (QCFS's ImageNet loader uses (0.2, 0.2, 0.2, 0.1)); None = off.  For ImageNet
+    ``crop_padding`` is ignored: training always uses RandomResizedCrop.
     """
 
     crop_padding: int = 4
     flip: bool = True
     autoaugment: bool = False
     cutout: int = 0
+    color_jitter: tuple[float, float, float, float] | None = None
+
+    def __post_init__(self) -> None:
+        if self.color_jitter is not None:
+            values = tuple(self.color_jitter)
+            if len(values) != 4 or not all(
+                isinstance(v, int | float) and not isinstance(v, bool) and v >= 0 for v in values
+            ):
+                raise ValueError(
+                    "color_jitter must be 4 non-negative numbers (brightness, contrast, "
+                    f"saturation, hue), got {self.color_jitter!r}"
+                )
+            self.color_jitter = values  # type: ignore[assignment]
 
     @classmethod
     def none(cls) -> AugmentConfig:
@@ -281,8 +329,7 @@ class ImageFolderDataset(torch.utils.data.Dataset):
         from torchvision.transforms.v2 import functional as TF
 
         path, label = self.samples[index]
-        with Image.open(path) as im:
-            img = im.convert("RGB")
+        img = _open_rgb(path)
         s = self.image_size
         if train:
             cfg = augment if augment is not None else AugmentConfig()
@@ -293,6 +340,11 @@ class ImageFolderDataset(torch.utils.data.Dataset):
             flip = bool(torch.rand(1, generator=generator) < 0.5)
             if cfg.flip and flip:
                 img = TF.horizontal_flip(img)
+            if cfg.color_jitter is not None:
+                cj_seed = int(torch.randint(0, 2**62, (1,), generator=generator))
+                with torch.random.fork_rng(devices=[]):
+                    torch.manual_seed(cj_seed)
+                    img = v2.ColorJitter(*cfg.color_jitter)(img)
             if cfg.autoaugment:
                 aa_seed = int(torch.randint(0, 2**62, (1,), generator=generator))
                 with torch.random.fork_rng(devices=[]):
@@ -355,17 +407,19 @@ def _normalise_split(split: str) -> str:
         return "train"
     if s in ("test", "val"):
         return "test"
-    raise ValueError(f"split must be 'train' or 'test' ('val' = 'test'), got {split!r}")
+    raise DatasetError(f"split must be 'train' or 'test' ('val' = 'test'), got {split!r}")
 
 
 def _parse_source(source: str) -> tuple[str, str | None]:
     """Return (kind, argument) for a source string."""
+    if not isinstance(source, str):
+        raise DatasetError(f"dataset source must be a string, got {source!r}")
     s = source.strip()
     for prefix in ("folder", "tar", "imagenet"):
         if s.startswith(prefix + ":"):
-            arg = s[len(prefix) + 1 :]
+            arg = s[len(prefix) + 1 :].strip()
             if not arg:
-                raise ValueError(f"source {source!r} needs a path after '{prefix}:'")
+                raise DatasetError(f"source {source!r} needs a path after '{prefix}:'")
             return prefix, arg
     low = s.lower().replace("_", "-")
     if low in ("cifar10", "cifar-10"):
@@ -380,7 +434,7 @@ def _parse_source(source: str) -> tuple[str, str | None]:
         return "synthetic", "cifar100"
     if low == "synthetic-imagenet":
         return "synthetic", "imagenet"
-    raise ValueError(
+    raise DatasetError(
         f"unknown dataset source {source!r}; expected cifar10, cifar100, imagenet[:<path>], "
         "folder:<path>, tar:<path>, synthetic, synthetic-cifar10, synthetic-cifar100 or "
         "synthetic-imagenet"
@@ -433,10 +487,42 @@ def _read_tensor_cache(path: Path) -> tuple[torch.Tensor, torch.Tensor, list[str
     return images, labels.to(torch.int64), classes
 
 
+_SKIP_HINT = "remove the file, or pass skip_bad_images=True (data_options) to skip such files"
+
+
 def _pil_decode(data: bytes) -> torch.Tensor:
     with Image.open(io.BytesIO(data)) as im:
         arr = np.asarray(im.convert("RGB"))
     return torch.from_numpy(arr.copy()).permute(2, 0, 1).contiguous()
+
+
+def _decode_failure(
+    path: str | Path, data: bytes | None, exc: BaseException, hint: str = _SKIP_HINT
+) -> ImageDecodeError:
+    """One-line :class:`ImageDecodeError` naming ``path`` and why it could not be decoded."""
+    if data is not None and not data:
+        reason = "empty file, 0 bytes"
+    elif isinstance(exc, Image.UnidentifiedImageError):
+        reason = "not an image in a known format"
+    else:
+        text = " ".join(str(exc).split())
+        reason = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+    verb = "read" if data is None else "decode"
+    return ImageDecodeError(f"cannot {verb} image {path} ({reason}): {hint}", str(path))
+
+
+def _open_rgb(path: str | Path) -> Image.Image:
+    """PIL RGB image of ``path``; :class:`ImageDecodeError` naming it when unreadable."""
+    data: bytes | None = None
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read()
+        with Image.open(io.BytesIO(data)) as im:
+            return im.convert("RGB")
+    except MemoryError:
+        raise
+    except Exception as exc:  # PIL raises OSError, SyntaxError, ValueError, struct.error, ...
+        raise _decode_failure(path, data, exc, "remove or replace the file") from exc
 
 
 def _decode_one(path: str | Path) -> torch.Tensor:
@@ -444,40 +530,65 @@ def _decode_one(path: str | Path) -> torch.Tensor:
 
     Uses ``torchvision.io.decode_image`` (libjpeg-turbo/libpng; ~2.5x faster than PIL here and
     pixel-identical to PIL on the CIFAR-10 JPEGs) when available, PIL otherwise or on failure.
+    Raises :class:`ImageDecodeError` naming ``path`` when neither can read it (truncated or empty
+    file, unknown format, unreadable file).
     """
-    with open(path, "rb") as fh:
-        data = fh.read()
+    data: bytes | None = None
     try:
-        from torchvision.io import ImageReadMode, decode_image
-    except ImportError:  # torchvision.io decoders are deprecated since 0.29
-        return _pil_decode(data)
-    try:
-        buf = torch.frombuffer(bytearray(data), dtype=torch.uint8)
-        return decode_image(buf, mode=ImageReadMode.RGB)
-    except (RuntimeError, ValueError):
-        return _pil_decode(data)
+        with open(path, "rb") as fh:
+            data = fh.read()
+        try:
+            from torchvision.io import ImageReadMode, decode_image
+        except ImportError:  # torchvision.io decoders are deprecated since 0.29
+            return _pil_decode(data)
+        try:
+            buf = torch.frombuffer(bytearray(data), dtype=torch.uint8)
+            return decode_image(buf, mode=ImageReadMode.RGB)
+        except (RuntimeError, ValueError):
+            return _pil_decode(data)
+    except MemoryError:
+        raise
+    except Exception as exc:  # PIL raises OSError, SyntaxError, ValueError, struct.error, ...
+        raise _decode_failure(path, data, exc) from exc
 
 
-def _decode_files(paths: Sequence[str | Path]) -> torch.Tensor:
-    """Decode equally sized image files into one uint8 ``[N,3,H,W]`` tensor."""
+def _decode_files(paths: Sequence[str | Path], skipped: list[int] | None = None) -> torch.Tensor:
+    """Decode equally sized image files into one uint8 ``[N,3,H,W]`` tensor.
+
+    An undecodable file raises :class:`ImageDecodeError` naming it; when ``skipped`` is a list,
+    such files are left out instead and their indices (into ``paths``) appended to it.
+    """
     if not paths:
-        raise ValueError("no image files to decode")
+        raise DatasetError("no image files to decode")
+    out: torch.Tensor | None = None
+    first = ""
+    n = 0
     with warnings.catch_warnings():
         warnings.filterwarnings(
             "ignore", message=".*decoding and encoding capabilities of TorchVision are deprecated"
         )
-        first = _decode_one(paths[0])
-        out = torch.empty((len(paths), *first.shape), dtype=torch.uint8)
-        out[0] = first
-        for i in range(1, len(paths)):
-            img = _decode_one(paths[i])
-            if img.shape != first.shape:
-                raise ValueError(
-                    f"image {paths[i]} has shape {tuple(img.shape)} but {paths[0]} has "
-                    f"{tuple(first.shape)}; in-memory sources need equally sized images"
+        for i, path in enumerate(paths):
+            try:
+                img = _decode_one(path)
+            except ImageDecodeError:
+                if skipped is None:
+                    raise
+                skipped.append(i)
+                continue
+            if out is None:
+                out, first = torch.empty((len(paths), *img.shape), dtype=torch.uint8), str(path)
+            elif img.shape != out.shape[1:]:
+                raise DatasetError(
+                    f"image {path} has shape {tuple(img.shape)} but {first} has "
+                    f"{tuple(out.shape[1:])}; in-memory sources need equally sized images"
                 )
-            out[i] = img
-    return out
+            out[n] = img
+            n += 1
+    if out is None:
+        raise DatasetError(
+            f"none of the {len(paths)} image files could be decoded (first: {paths[0]})"
+        )
+    return out if n == len(paths) else out[:n].clone()
 
 
 # --------------------------------------------------------------------------- folder trees
@@ -487,6 +598,21 @@ def _visible_dirs(path: Path) -> list[str]:
     return sorted(
         e.name for e in os.scandir(path) if e.is_dir() and not e.name.startswith((".", "_"))
     )
+
+
+def _is_image_name(name: str) -> bool:
+    return not name.startswith(".") and os.path.splitext(name)[1].lower() in _IMAGE_EXTENSIONS
+
+
+def _image_files(folder: Path) -> list[str]:
+    """Sorted names of the image files directly in ``folder``."""
+    return sorted(e.name for e in os.scandir(folder) if e.is_file() and _is_image_name(e.name))
+
+
+def _has_image(folder: Path) -> bool:
+    """Whether ``folder`` holds at least one image file (stops at the first one)."""
+    with os.scandir(folder) as it:
+        return any(e.is_file() and _is_image_name(e.name) for e in it)
 
 
 def _find_tree_root(path: Path) -> Path:
@@ -501,6 +627,10 @@ def _find_tree_root(path: Path) -> Path:
         children = _visible_dirs(path)
         if len(children) == 1 and has_split(path / children[0]):
             return path / children[0]
+    if path.is_file():
+        raise DatasetNotFoundError(
+            f"{path} is a file, not a folder: use source 'tar:{path}' for a .tar/.tar.gz archive"
+        )
     raise DatasetNotFoundError(
         f"no ImageFolder tree under {path}: expected {path}/train/<class>/<image> and "
         f"{path}/test/<class>/<image> ('val' accepted for 'test'), possibly under one "
@@ -508,42 +638,80 @@ def _find_tree_root(path: Path) -> Path:
     )
 
 
-def _split_dir(tree: Path, split: str) -> Path:
-    names = {"train": ("train",), "val": ("val",)}.get(split, ("test", "val"))
-    for n in names:
-        if (tree / n).is_dir():
-            return tree / n
-    raise DatasetNotFoundError(
-        f"split '{split}' missing under {tree}: expected "
-        f"{tree}/{'/ or '.join(names)}/<class>/<image>"
-    )
+def _split_dirs(tree: Path, eval_names: tuple[str, ...] = ("test", "val")) -> dict[str, Path]:
+    """The split folders of ``tree``: ``train`` and ``test`` (the first of ``eval_names``)."""
+    dirs = {"train": tree / "train"} if (tree / "train").is_dir() else {}
+    for name in eval_names:
+        if (tree / name).is_dir():
+            dirs["test"] = tree / name
+            break
+    return dirs
 
 
-def _scan_split(tree: Path, split: str) -> tuple[list[str], list[tuple[str, int]]]:
-    """Classes (sorted union over all splits) and (path, label) samples of one split."""
-    split_path = _split_dir(tree, split)
-    classes = sorted(
-        {
-            c
-            for s in ("train", "test", "val")
-            if (tree / s).is_dir()
-            for c in _visible_dirs(tree / s)
-        }
-    )
-    index = {c: i for i, c in enumerate(classes)}
-    samples: list[tuple[str, int]] = []
-    for c in _visible_dirs(split_path):
-        files = sorted(
-            e.name
-            for e in os.scandir(split_path / c)
-            if e.is_file()
-            and not e.name.startswith(".")
-            and os.path.splitext(e.name)[1].lower() in _IMAGE_EXTENSIONS
+def _tree_classes(tree: Path, eval_names: tuple[str, ...] = ("test", "val")) -> list[str]:
+    """Sorted class names of ``tree``, checked without decoding anything.
+
+    Every split folder must hold class folders, every class folder at least one image, and the
+    train and test splits the same class folders; otherwise :class:`DatasetError` names the
+    offending folder(s).
+    """
+    dirs = _split_dirs(tree, eval_names)
+    if not dirs:
+        raise DatasetNotFoundError(
+            f"no split folder under {tree}: expected {tree}/train/<class>/<image> and "
+            f"{tree}/{eval_names[0]}/<class>/<image>"
         )
-        samples.extend((str(split_path / c / f), index[c]) for f in files)
-    if not samples:
-        raise DatasetNotFoundError(f"no images found under {split_path}/<class>/")
+    per_split: dict[str, list[str]] = {}
+    for split, folder in dirs.items():
+        names = _visible_dirs(folder)
+        if not names:
+            raise DatasetError(f"no class folders in {folder}: expected {folder}/<class>/<image>")
+        for name in names:
+            if not _has_image(folder / name):
+                raise DatasetError(
+                    f"class folder {folder / name} holds no image files "
+                    f"({', '.join(sorted(_IMAGE_EXTENSIONS))}): add images or remove the folder"
+                )
+        per_split[split] = names
+    if len(per_split) == 2 and per_split["train"] != per_split["test"]:
+        train, test = set(per_split["train"]), set(per_split["test"])
+        raise DatasetError(
+            f"the class folders of {dirs['train']} and {dirs['test']} differ (only in train: "
+            f"{sorted(train - test)}, only in {dirs['test'].name}: {sorted(test - train)}): "
+            "give both splits the same class folders"
+        )
+    return next(iter(per_split.values()))
+
+
+def _scan_split(
+    tree: Path, split: str, eval_names: tuple[str, ...] = ("test", "val")
+) -> tuple[list[str], list[tuple[str, int]]]:
+    """Classes (checked by :func:`_tree_classes`) and (path, label) samples of one split."""
+    split_path = _split_dirs(tree, eval_names).get(split)
+    if split_path is None:
+        names = ("train",) if split == "train" else eval_names
+        raise DatasetNotFoundError(
+            f"split '{split}' missing under {tree}: expected "
+            f"{tree}/{'/ or '.join(names)}/<class>/<image>"
+        )
+    classes = _tree_classes(tree, eval_names)
+    samples = [
+        (str(split_path / c / f), label)
+        for label, c in enumerate(classes)
+        for f in _image_files(split_path / c)
+    ]
     return classes, samples
+
+
+def _check_labels(labels: torch.Tensor, classes: Sequence[str], what: str) -> None:
+    """Raise when a class has no sample in a (cached) split: its class folder was empty."""
+    counts = torch.bincount(labels, minlength=len(classes)).tolist()
+    empty = [c for c, n in zip(classes, counts, strict=False) if n == 0]
+    if empty or len(counts) != len(classes):
+        raise DatasetError(
+            f"{what} has no images of class(es) {empty}: every class folder of train/ and test/ "
+            "needs images"
+        )
 
 
 def _stats_for_classes(classes: Sequence[str]) -> Stats:
@@ -559,20 +727,37 @@ def _decode_split(
     classes: list[str],
     cache_file: Path,
     limit: int | None,
+    skip_bad_images: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
-    """Decode a split (or only its ``limit`` subset); full decodes are cached in ``cache_file``."""
+    """Decode a split (or only its ``limit`` subset); full decodes are cached in ``cache_file``.
+
+    Undecodable files raise :class:`ImageDecodeError`, or with ``skip_bad_images`` are left out
+    (with a warning); a split with skipped files is never cached.
+    """
     labels = torch.tensor([lbl for _, lbl in samples], dtype=torch.int64)
     subset = _balanced_subset(labels, limit)
     if subset is not None:
-        paths = [samples[i][0] for i in subset.tolist()]
-        return _decode_files(paths), labels[subset], classes
+        samples = [samples[i] for i in subset.tolist()]
+        labels = labels[subset]
+    skipped: list[int] | None = [] if skip_bad_images else None
     t0 = time.perf_counter()
-    images = _decode_files([p for p, _ in samples])
-    log.info("decoded %d images in %.1fs", len(samples), time.perf_counter() - t0)
-    _atomic_torch_save(
-        {"version": CACHE_VERSION, "images": images, "labels": labels, "classes": classes},
-        cache_file,
-    )
+    images = _decode_files([p for p, _ in samples], skipped)
+    log.info("decoded %d images in %.1fs", len(images), time.perf_counter() - t0)
+    if skipped:
+        log.warning(
+            "skipped %d undecodable image(s) of %d (first: %s); the decoded split is not cached",
+            len(skipped),
+            len(samples),
+            samples[skipped[0]][0],
+        )
+        keep = torch.ones(len(samples), dtype=torch.bool)
+        keep[skipped] = False
+        return images, labels[keep], classes
+    if subset is None:
+        _atomic_torch_save(
+            {"version": CACHE_VERSION, "images": images, "labels": labels, "classes": classes},
+            cache_file,
+        )
     return images, labels, classes
 
 
@@ -586,7 +771,7 @@ def _apply_subset(
 
 
 def _load_folder(
-    path: Path, split: str, cache_dir: Path, limit: int | None
+    path: Path, split: str, cache_dir: Path, limit: int | None, skip_bad_images: bool = False
 ) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
     tree = _find_tree_root(path.expanduser())
     classes, samples = _scan_split(tree, split)
@@ -599,7 +784,7 @@ def _load_folder(
     if cached is not None:
         images, labels, classes = cached
         return (*_apply_subset(images, labels, limit), classes)
-    return _decode_split(samples, classes, cache_file, limit)
+    return _decode_split(samples, classes, cache_file, limit, skip_bad_images)
 
 
 # --------------------------------------------------------------------------- archives
@@ -692,24 +877,35 @@ def _remove_stale_tmp(base: Path, max_age_s: float = 24 * 3600) -> None:
                 pass
 
 
-def _load_tar(
-    archive: Path, split: str, cache_dir: Path, limit: int | None
-) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
+def _require_archive(archive: Path) -> Path:
+    """``archive`` (user-expanded) if it is a file, else :class:`DatasetNotFoundError`."""
     archive = archive.expanduser()
+    if archive.is_dir():
+        raise DatasetNotFoundError(
+            f"{archive} is a folder, not an archive: use source 'folder:{archive}'"
+        )
     if not archive.is_file():
         raise DatasetNotFoundError(
             f"archive {archive} not found: pass source 'tar:<path>' pointing to a .tar/.tar.gz "
             "holding <top>/train/<class>/<image> and <top>/test/<class>/<image>"
         )
+    return archive
+
+
+def _load_tar(
+    archive: Path, split: str, cache_dir: Path, limit: int | None, skip_bad_images: bool = False
+) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
+    archive = _require_archive(archive)
     key = _archive_key(archive)
     cache_file = cache_dir / "tensors" / f"tar-{_archive_stem(archive)}-{split}-{key}.pt"
     cached = _read_tensor_cache(cache_file)
     if cached is not None:
         images, labels, classes = cached
+        _check_labels(labels, classes, f"the {split} split of {archive} (cache {cache_file})")
         return (*_apply_subset(images, labels, limit), classes)
     tree = _find_tree_root(_cached_extraction(archive, cache_dir))
     classes, samples = _scan_split(tree, split)
-    return _decode_split(samples, classes, cache_file, limit)
+    return _decode_split(samples, classes, cache_file, limit, skip_bad_images)
 
 
 # --------------------------------------------------------------------------- torchvision CIFAR
@@ -833,6 +1029,77 @@ def _make_synthetic(
 # --------------------------------------------------------------------------- public API
 
 
+_COMMON_OPTIONS = frozenset({"mean", "std"})
+_SOURCE_OPTIONS: dict[str, frozenset[str]] = {
+    "synthetic": _SYNTH_KEYS,
+    "folder": frozenset({"skip_bad_images"}),
+    "tar": frozenset({"skip_bad_images"}),
+    "cifar10": frozenset({"download"}),
+    "cifar100": frozenset({"download"}),
+}
+_INT_OPTIONS = {"num_classes": 2, "image_size": 4, "train_size": 1, "test_size": 1, "max_shift": 0}
+_NONE_OK = frozenset({"num_classes", "image_size", "max_shift"})
+_FLOAT_OPTIONS = frozenset({"noise", "distractor", "separation"})
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _option_problem(name: str, value: object) -> str | None:
+    """What is wrong with option ``name=value`` (None when it is fine)."""
+    if name in ("mean", "std"):
+        ok = (
+            isinstance(value, Sequence)
+            and not isinstance(value, str)
+            and len(value) == 3
+            and all(_is_number(v) and (name == "mean" or v > 0) for v in value)
+        )
+        kind = "numbers" if name == "mean" else "positive numbers"
+        return None if ok else f"must be 3 {kind} (one per RGB channel)"
+    if name in ("skip_bad_images", "download"):
+        return None if isinstance(value, bool) else "must be true or false"
+    if name in _INT_OPTIONS:
+        if value is None and name in _NONE_OK:
+            return None
+        low = _INT_OPTIONS[name]
+        ok = isinstance(value, int) and not isinstance(value, bool) and value >= low
+        return None if ok else f"must be an integer >= {low}"
+    if name in _FLOAT_OPTIONS:
+        return None if _is_number(value) and value >= 0 else "must be a number >= 0"  # type: ignore[operator]
+    return None
+
+
+def check_options(
+    source: str, options: Mapping[str, object], *, where: str = "data_options"
+) -> None:
+    """Raise a one-line :class:`DatasetError` unless ``source`` takes every option in ``options``.
+
+    ``options`` are the source-specific keywords of :func:`load_dataset` (a config's
+    ``data_options.<dataset>``): ``mean``/``std`` for every source, plus the synthetic generator
+    settings for ``synthetic*``, ``skip_bad_images`` for ``folder:``/``tar:`` and ``download``
+    for ``cifar10``/``cifar100``.  Values are checked too.  Unknown options raise
+    :class:`DatasetOptionError` (also a ``TypeError``).  ``where`` names the place to fix in the
+    message (e.g. ``"data_options.cifar10"``).  Cheap: touches no file.
+    """
+    kind, _ = _parse_source(source)
+    if not isinstance(options, Mapping):
+        raise DatasetError(f"{where} must be a mapping of option names to values, got {options!r}")
+    allowed = _COMMON_OPTIONS | _SOURCE_OPTIONS.get(kind, frozenset())
+    bad = sorted(str(k) for k in options if k not in allowed)
+    if bad:
+        raise DatasetOptionError(
+            f"source {source!r} does not take option(s) {bad} (it takes: {sorted(allowed)}); "
+            f"remove them from {where}"
+        )
+    for name, value in options.items():
+        problem = _option_problem(name, value)
+        if problem is not None:
+            raise DatasetError(
+                f"option {name}={value!r} of source {source!r} {problem}; fix it in {where}"
+            )
+
+
 def load_dataset(
     source: str,
     split: str,
@@ -842,7 +1109,7 @@ def load_dataset(
     limit: int | None = None,
     download: bool = False,
     seed: int = 0,
-    **synthetic_kwargs: object,
+    **options: object,
 ) -> TensorImageDataset | ImageFolderDataset:
     """Load one split of a dataset source (see the module docstring for sources and caching).
 
@@ -855,9 +1122,12 @@ def load_dataset(
         limit: keep a class-balanced subset of this many samples (see module docstring).
         download: allow torchvision to download CIFAR (never attempted otherwise).
         seed: seed of the synthetic data (ignored by the other sources).
-        **synthetic_kwargs: ``num_classes``, ``image_size``, ``train_size``, ``test_size``,
-            ``noise``, ``max_shift``, ``distractor``, ``separation`` for synthetic sources;
-            ``mean``/``std`` (3-tuples) override the normalisation statistics of any source.
+        **options: source-specific options, checked by :func:`check_options` before any work:
+            ``mean``/``std`` (3-tuples) override the normalisation statistics of any source;
+            ``num_classes``, ``image_size``, ``train_size``, ``test_size``, ``noise``,
+            ``max_shift``, ``distractor``, ``separation`` for synthetic sources;
+            ``skip_bad_images`` (default False) for ``folder:``/``tar:``: leave out undecodable
+            image files with a warning instead of raising (such a split is never cached).
 
     Returns:
         A :class:`TensorImageDataset` (uint8 images in memory), or a lazy
@@ -865,18 +1135,20 @@ def load_dataset(
 
     Raises:
         DatasetNotFoundError: files missing, incomplete or unreadable (message says what to do).
-        ValueError: unknown source/split or bad options.
+        ImageDecodeError: an image file cannot be decoded (the message names it).
+        DatasetOptionError: an option the source does not take.
+        DatasetError: unknown source/split, bad option values, bad limit, empty class folders,
+            train/test class folders that differ (all are ``ValueError`` subclasses).
     """
     kind, arg = _parse_source(source)
     split = _normalise_split(split)
-    extra = dict(synthetic_kwargs)
+    check_options(source, options)
+    extra = dict(options)
     mean = extra.pop("mean", None)
     std = extra.pop("std", None)
-    if extra and (kind != "synthetic" or not set(extra) <= _SYNTH_KEYS):
-        bad = sorted(set(extra) - (_SYNTH_KEYS if kind == "synthetic" else set()))
-        raise TypeError(f"unexpected keyword argument(s) for source {source!r}: {bad}")
+    skip_bad = bool(extra.pop("skip_bad_images", False))
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit <= 0):
-        raise ValueError(f"limit must be a positive integer or None, got {limit!r}")
+        raise DatasetError(f"limit must be a positive integer or None, got {limit!r}")
     root = Path(root)
     cache = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir(root)
 
@@ -889,7 +1161,7 @@ def load_dataset(
                 f"(layout {base}/train/<wnid>/*.JPEG and {base}/val/<wnid>/*.JPEG, val images "
                 "sorted into class folders); pass root=<dir> or source 'imagenet:<dir>'"
             )
-        classes, samples = _scan_split(base, "train" if split == "train" else "val")
+        classes, samples = _scan_split(base, split, eval_names=("val",))
         subset = _balanced_subset(torch.tensor([lbl for _, lbl in samples]), limit)
         if subset is not None:
             samples = [samples[i] for i in subset.tolist()]
@@ -908,10 +1180,10 @@ def load_dataset(
         images, labels = _apply_subset(images, labels, limit)
         stats = STATS[kind]
     elif kind == "folder":
-        images, labels, classes = _load_folder(Path(arg or ""), split, cache, limit)
+        images, labels, classes = _load_folder(Path(arg or ""), split, cache, limit, skip_bad)
         stats = _stats_for_classes(classes)
     else:  # tar
-        images, labels, classes = _load_tar(Path(arg or ""), split, cache, limit)
+        images, labels, classes = _load_tar(Path(arg or ""), split, cache, limit, skip_bad)
         stats = _stats_for_classes(classes)
     return TensorImageDataset(
         images=images,
@@ -925,10 +1197,13 @@ def load_dataset(
 
 
 def check_source(source: str, *, root: str | Path = "data") -> None:
-    """Raise :class:`DatasetNotFoundError` (saying what to put where) if ``source`` is absent.
+    """Raise a one-line :class:`DatasetError` if ``source`` is absent or malformed.
 
-    Cheap: looks only for the files/folders, decodes nothing (the workflow calls it before any
-    job runs). Synthetic sources always exist.
+    :class:`DatasetNotFoundError` (a subclass) says what to put where when files are missing.
+    Cheap: looks only at files and folders, decodes and extracts nothing (the workflow calls it
+    before any job runs): for ``folder:`` and ``imagenet`` trees it also checks that no class
+    folder is empty and that train and test hold the same class folders.  Synthetic sources
+    always exist.
     """
     kind, arg = _parse_source(source)
     root = Path(root).expanduser()
@@ -948,42 +1223,49 @@ def check_source(source: str, *, root: str | Path = "data") -> None:
                 f"ImageNet not found: expected {base.resolve()}/train/<wnid>/*.JPEG and "
                 f"{base.resolve()}/val/<wnid>/*.JPEG"
             )
+        _tree_classes(base, ("val",))
     elif kind == "tar":
-        if not Path(arg or "").expanduser().is_file():
-            raise DatasetNotFoundError(f"archive {Path(arg or '').resolve()} does not exist")
-    elif not Path(arg or "").expanduser().is_dir():
-        raise DatasetNotFoundError(
-            f"folder {Path(arg or '').resolve()} does not exist (expected train/ and test/)"
-        )
+        _require_archive(Path(arg or ""))
+    else:
+        _tree_classes(_find_tree_root(Path(arg or "").expanduser()))
 
 
-def num_classes_of(source: str, **kw: object) -> int:
-    """Number of classes of a source without loading images.
+def num_classes_of(
+    source: str,
+    *,
+    root: str | Path = "data",
+    cache_dir: str | Path | None = None,
+    **options: object,
+) -> int:
+    """Number of classes ``load_dataset(source, ...)`` gives, without decoding any image.
 
-    cifar10 -> 10, cifar100 -> 100, imagenet -> 1000 (regardless of the folder's content);
-    synthetic -> ``num_classes`` keyword or the preset (10 / 100 / 10); folder:/tar: -> number
-    of class folders (``tar:`` extracts the archive into the cache; pass ``cache_dir``/``root``).
+    Takes the same ``root``, ``cache_dir`` and source options (checked by
+    :func:`check_options`) as :func:`load_dataset`.  cifar10 -> 10, cifar100 -> 100;
+    synthetic -> ``num_classes`` option or the preset (10 / 100 / 10); imagenet -> the number of
+    class folders when the tree exists (checked like :func:`check_source`), else 1000;
+    folder:/tar: -> the number of class folders (``tar:`` extracts the archive into the cache
+    once, as loading does).  Raises :class:`DatasetError` like :func:`load_dataset` for a missing
+    or malformed tree.
     """
     kind, arg = _parse_source(source)
+    check_options(source, options)
     if kind in ("cifar10", "cifar100"):
         return 10 if kind == "cifar10" else 100
-    if kind == "imagenet":
-        return 1000
     if kind == "synthetic":
         assert arg is not None
-        n = kw.get("num_classes")
-        return int(n) if n is not None else _SYNTH_PRESETS[arg]["num_classes"]  # type: ignore[arg-type]
-    root = Path(kw.get("root", "data"))  # type: ignore[arg-type]
-    cd = kw.get("cache_dir")
-    cache = Path(cd).expanduser() if cd is not None else default_cache_dir(root)  # type: ignore[arg-type]
+        n = options.get("num_classes")
+        return int(n) if n is not None else _SYNTH_PRESETS[arg]["num_classes"]  # type: ignore[call-overload]
+    root = Path(root).expanduser()
+    if kind == "imagenet":
+        base = Path(arg).expanduser() if arg else root
+        if not _split_dirs(base, ("val",)):
+            return 1000
+        return len(_tree_classes(base, ("val",)))
     path = Path(arg or "").expanduser()
     if kind == "tar":
-        if not path.is_file():
-            raise DatasetNotFoundError(f"archive {path} not found")
-        path = _cached_extraction(path, cache)
-    tree = _find_tree_root(path)
-    split = "train" if (tree / "train").is_dir() else "test"
-    return len(_scan_split(tree, split)[0])
+        cache = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir(root)
+        path = _cached_extraction(_require_archive(path), cache)
+    return len(_tree_classes(_find_tree_root(path)))
 
 
 # --------------------------------------------------------------------------- batching
@@ -1205,6 +1487,11 @@ class BatchLoader:
         self.batch_size = batch_size
         self.train = train
         self.augment = (augment if augment is not None else AugmentConfig()) if train else None
+        if self.augment and self.augment.color_jitter and isinstance(dataset, TensorImageDataset):
+            raise ValueError(
+                "augment.color_jitter is implemented for the lazy ImageNet loader only: remove it "
+                f"for {getattr(dataset, 'name', 'this dataset')}"
+            )
         self.seed = seed
         self.device = torch.device(device)
         self.channels_last = channels_last
@@ -1317,5 +1604,12 @@ class BatchLoader:
                 drop_last=self.drop_last,
                 persistent_workers=self.num_workers > 0,
             )
-        for x, y in self._dl:
-            yield self._finish(x, y.to(torch.int64), g)
+        try:
+            for x, y in self._dl:
+                yield self._finish(x, y.to(torch.int64), g)
+        except ImageDecodeError as exc:
+            # a worker's error arrives as "Caught ... Original Traceback ...": keep its last line
+            lines = str(exc).strip().splitlines()
+            if len(lines) <= 1:
+                raise
+            raise ImageDecodeError(lines[-1].split(": ", 1)[-1]) from None

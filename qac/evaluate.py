@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import copy
 import math
+from collections.abc import Iterable
 from typing import Any
 
 import torch
@@ -20,7 +21,7 @@ from torch import nn
 from tqdm import tqdm
 
 from qac.align import AlignmentPolicy
-from qac.convert import SpikingNetwork, TimeFolded, conversion_error, to_snn
+from qac.convert import SpikingNetwork, TimeFolded, conversion_error, quantizers, to_snn
 from qac.data import BatchLoader
 from qac.layers import quantizer_summary
 from qac.stats import average_bits, average_timesteps, layer_timesteps, spike_stats, synaptic_ops
@@ -33,10 +34,17 @@ __all__ = [
     "qcfs_sweep",
     "ann_macs",
     "apply_neuron_state",
+    "check_neuron_state",
 ]
 
 E_MAC_PJ = 4.6
 E_AC_PJ = 0.9
+
+
+def model_dtype(model: nn.Module) -> torch.dtype:
+    """The floating dtype of ``model``'s parameters (float32 for a model without any)."""
+    param = next(model.parameters(), None)
+    return param.dtype if param is not None and param.is_floating_point() else torch.float32
 
 
 def _accuracy(
@@ -50,8 +58,7 @@ def _accuracy(
     correct = total = 0
     with torch.no_grad():
         for images, labels in tqdm(loader, desc=desc, leave=False, disable=not progress):
-            if dtype is not None:
-                images = images.to(dtype)
+            images = images.to(dtype or model_dtype(model))
             correct += int((model(images).argmax(1) == labels).sum())
             total += labels.numel()
     return 100.0 * correct / max(total, 1)
@@ -112,12 +119,25 @@ def evaluate_ann(
     }
 
 
+def check_neuron_state(model: nn.Module, state: dict[str, dict[str, torch.Tensor]]) -> None:
+    """Raise ``ValueError`` (one line) unless ``state`` (from :func:`qac.calibrate.calibrate`)
+    names only neurons of ``model``'s SNN: checks a calibration file before any evaluation."""
+    _require_layers(state, [name for name, _ in quantizers(model)])
+
+
+def _require_layers(state: dict, layers: Iterable[str]) -> None:
+    missing = sorted(set(state) - set(layers))
+    if missing:
+        raise ValueError(
+            f"the calibration names layers this model lacks ({', '.join(missing[:3])}): it was "
+            "made for another checkpoint; run 'qac calibrate' on this one"
+        )
+
+
 def apply_neuron_state(snn: SpikingNetwork, state: dict[str, dict[str, torch.Tensor]]) -> None:
     """Load calibrated ``{layer: {"v0": ..., "v_th": ...}}`` into the SNN's neurons."""
     neurons = {n: m for n, m in snn.body.named_modules() if hasattr(m, "v0")}
-    missing = sorted(set(state) - set(neurons))
-    if missing:
-        raise KeyError(f"calibration state names layers the SNN lacks: {missing[:3]}")
+    _require_layers(state, neurons)
     for name, values in state.items():
         neuron = neurons[name]
         with torch.no_grad():
@@ -164,8 +184,7 @@ def evaluate_snn(
         ):
             if i == stats_batches:
                 _freeze_stats(snn)
-            if dtype is not None:
-                images = images.to(dtype)
+            images = images.to(dtype or model_dtype(model))
             if first_images is None:
                 first_images = images
             correct += int((snn(images).argmax(1) == labels).sum())
@@ -248,10 +267,10 @@ def qcfs_sweep(
     denom = torch.arange(1, Ts[-1] + 1, device=device, dtype=torch.float32).view(-1, 1, 1)
     with torch.no_grad():
         for images, labels in tqdm(loader, desc="QCFS sweep", leave=False, disable=not progress):
-            out = snn.forward_steps(images)
+            out = snn.forward_steps(images.to(model_dtype(model)))
             if out.shape[0] == 1:  # constant output (cannot happen without averaging)
                 out = out.expand(Ts[-1], *out.shape[1:])
-            running = out.float().cumsum(0) / denom
+            running = out.to(torch.promote_types(out.dtype, torch.float32)).cumsum(0) / denom
             preds = running.index_select(0, steps_idx).argmax(-1)
             for T, p in zip(Ts, preds, strict=True):
                 correct[T] += int((p == labels).sum())

@@ -38,7 +38,8 @@ class _Heaviside(torch.autograd.Function):
     def forward(ctx, u: torch.Tensor, width: torch.Tensor, shape: str) -> torch.Tensor:
         ctx.save_for_backward(u, width)
         ctx.shape = shape
-        return (u >= 0).to(u.dtype)
+        spikes = (u >= 0).to(u.dtype)
+        return torch.where(u.isnan(), u, spikes)  # NaN in, NaN out (as the inference path)
 
     @staticmethod
     def backward(ctx, grad_out: torch.Tensor):

@@ -22,14 +22,38 @@ All four gradient laws follow from ONE straight-through rule applied to Q(x; alp
 the result against the closed forms of Eqs. 7-10 in all three regions.
 
 Integer timesteps. An SNN layer needs an integer number of timesteps. With
-``integer_timesteps=True`` (the default) the forward pass uses ``T_int = max(1, floor(T + 1/2))``
-while the backward pass sees the continuous T (straight-through), so the quantized ANN that is
-trained is exactly the one that is converted; the closed forms then hold with T replaced by
-``T_int`` in the forward quantities. With ``integer_timesteps=False`` the forward pass uses the
+``integer_timesteps=True`` (the default) the forward pass uses an integer T while the backward
+pass sees the continuous parameter (straight-through), so the quantized ANN that is trained is
+exactly the one that is converted:
+
+- cases 1-2 (``rounding="bits"``, the default): Sec. 4.2 says "n in N denotes the bit-width",
+  so the bit-width is made an integer, ``n_int = max(0, floor(n + 1/2))``, and
+  ``T = 2**n_int`` is a power of two (1, 2, 4, 8, ...; the reported bits log2 T are integers).
+  The gradient reaches the continuous n through ``dT/dn = T ln 2`` at ``T = 2**n_int``.
+  ``rounding="timesteps"`` keeps the earlier rule, rounding ``T = 2**n`` itself to the nearest
+  integer (T may then be 3, 5, 6, ... and the bit-width fractional);
+- cases 3-4 (and cases 1-2 with ``rounding="timesteps"``): ``T_int = max(1, floor(T + 1/2))``.
+
+The closed forms of Eqs. 7-10 then hold with T (and n, alpha = d T in case 1) replaced by the
+forward pass's integer values. With ``integer_timesteps=False`` the forward pass uses the
 continuous T exactly as Eq. 5 is written (the clip's upper bound may then be fractional).
 Case 3 may drive d to 0 (T = alpha/d -> infinity, reported as INF by the paper); then the
 quantizer degenerates to ``clip(x, 0, alpha)`` (the limit of Eq. 5), :attr:`QACQuantizer.timesteps`
 returns ``inf`` and :attr:`QACQuantizer.T` raises :class:`InfiniteTimestepsError`.
+
+Two implementations. Per-layer (scalar alpha, T) quantizers of float32, float64 and bfloat16 CPU
+tensors run the fused kernel of :mod:`qac.kernels`; everything else (and ``QAC_KERNELS=torch``)
+runs plain PyTorch operations. Guarantees, for every input (NaN and +-Inf included) and every
+memory layout: the forward output and dQ/dx are bitwise equal between the two (NaN in the same
+places, payload aside). A NaN x gives a
+NaN output, passes the gradient to x (as PyTorch's ``hardtanh_backward``) and makes the alpha
+and T gradients NaN; x = +Inf is above alpha (Q = alpha, dQ/dalpha = 1) and x = -Inf below
+(every gradient 0). The alpha and T gradients are sums over all elements: both implementations
+form the same per-element terms (in the tensor's dtype) and add them in float64, each in a fixed
+order of its own, then round once to the parameter's dtype. They are bitwise equal whenever the
+float64 sum is exact (terms that span fewer than about 53 - 24 - log2(numel) binades in float32;
+practically always in bfloat16) and otherwise equal or 1 ulp apart, each within 1 ulp of the
+exactly rounded sum unless the terms cancel to far below their magnitude.
 """
 
 from __future__ import annotations
@@ -103,26 +127,23 @@ class _QuantizeSTE(torch.autograd.Function):
             return _native_backward(ctx, grad_out)
         x, alpha, T, out = ctx.saved_tensors
         need_x, need_alpha, need_T = ctx.needs_input_grad
-        if ctx.scalar:  # one fused kernel; it treats the boundaries x = 0, alpha (measure zero)
-            grad_in = torch.ops.aten.hardtanh_backward(grad_out, x, 0.0, float(alpha))
-        else:  # as outside
-            grad_in = torch.where((x >= 0) & (x <= alpha), grad_out, 0)  # dQ/dx: STE
+        if ctx.scalar:  # fused selects; x = 0, alpha (measure zero) and NaN as the kernel does
+            a = float(alpha)
+            grad_x = torch.ops.aten.hardtanh_backward(grad_out, x, 0.0, a) if need_x else None
+            if not (need_alpha or need_T):
+                return grad_x, None, None
+            # the kernel's two float64 sums: grad * (Q - x) inside, grad where x >= alpha
+            terms = torch.ops.aten.hardtanh_backward(grad_out * (out - x), x, 0.0, a)
+            err = terms.sum(dtype=torch.float64).to(alpha.dtype)
+            above = torch.where(x >= alpha, grad_out, 0).sum(dtype=torch.float64)
+            return grad_x, *_parameter_grads(ctx, err, above.to(alpha.dtype), alpha, T)
+        inside = (x >= 0) & (x <= alpha)
+        grad_in = torch.where(inside, grad_out, 0)  # dQ/dx: STE
         grad_x = grad_in if need_x else None
         grad_alpha = grad_T = None
         if not (need_alpha or need_T):
             return grad_x, None, None
-        if ctx.scalar:
-            # sum over elements of grad * (Q - x) inside, and of grad above alpha
-            acc = torch.float32 if grad_out.dtype in (torch.bfloat16, torch.float16) else None
-            err = (grad_in * (out - x)).sum(dtype=acc).to(alpha.dtype)
-            if need_alpha:
-                below = torch.ops.aten.hardtanh_backward(grad_out, x, -math.inf, float(alpha))
-                above = (grad_out.sum(dtype=acc) - below.sum(dtype=acc)).to(alpha.dtype)
-                grad_alpha = err / alpha + above
-            if need_T:
-                grad_T = torch.zeros_like(T) if ctx.infinite else -err / T
-            return grad_x, grad_alpha, grad_T
-        err = grad_in * (out - x)
+        err = torch.where(inside, grad_out * (out - x), 0)  # no 0 * inf outside
         if need_alpha:
             grad_alpha = _sum_to(err / alpha + torch.where(x > alpha, grad_out, 0), alpha.shape)
         if need_T:
@@ -141,15 +162,21 @@ def _dense(x: torch.Tensor) -> torch.Tensor:
 def _native_backward(ctx, grad_out: torch.Tensor):  # type: ignore[no-untyped-def]
     """The scalar-case backward of :class:`_QuantizeSTE` from the fused kernel's two sums."""
     x, alpha, T = ctx.saved_tensors
-    need_x, need_alpha, need_T = ctx.needs_input_grad
     a, t = float(alpha), float(T)
-    grad_x, sums = kernels.native_module().quantize_backward(
-        grad_out, x, a, t / a, a / t, t
-    )
+    grad_x, sums = kernels.native_module().quantize_backward(grad_out, x, a, t / a, a / t, t)
     err, above = sums[0].to(alpha.dtype), sums[1].to(alpha.dtype)  # sum g*(Q-x) inside; g above
+    return (grad_x if ctx.needs_input_grad[0] else None), *_parameter_grads(
+        ctx, err, above, alpha, T
+    )
+
+
+def _parameter_grads(ctx, err, above, alpha, T):  # type: ignore[no-untyped-def]
+    """(dL/dalpha, dL/dT) of the scalar case from the sums of g*(Q - x) inside and g above."""
+    _, need_alpha, need_T = ctx.needs_input_grad
     grad_alpha = err / alpha + above if need_alpha else None
-    grad_T = -err / T if need_T else None
-    return (grad_x if need_x else None), grad_alpha, grad_T
+    if not need_T:
+        return grad_alpha, None
+    return grad_alpha, torch.zeros_like(T) if ctx.infinite else -err / T
 
 
 def _sum_to(grad: torch.Tensor, shape: torch.Size) -> torch.Tensor:
@@ -175,23 +202,26 @@ def quantize(x: torch.Tensor, alpha: torch.Tensor, T: torch.Tensor) -> torch.Ten
     return _QuantizeSTE.apply(x, alpha, T)
 
 
-class _RoundLevelsSTE(torch.autograd.Function):
-    """``max(1, floor(T + 1/2))`` forward (exactly), identity backward (straight-through)."""
+class _RoundSTE(torch.autograd.Function):
+    """``max(low, floor(v + 1/2))`` forward (exactly), identity backward (straight-through)."""
 
     @staticmethod
-    def forward(ctx, T: torch.Tensor) -> torch.Tensor:
-        return torch.clamp(round_half_up(T), min=1.0)
+    def forward(ctx, v: torch.Tensor, low: float) -> torch.Tensor:
+        return torch.clamp(round_half_up(v), min=low)
 
     @staticmethod
-    def backward(ctx, grad_out: torch.Tensor) -> torch.Tensor:
-        return grad_out
+    def backward(ctx, grad_out: torch.Tensor):
+        return grad_out, None
 
 
 def _ste_integer(T: torch.Tensor) -> torch.Tensor:
-    """Integer T for the forward pass with the continuous T's gradient; ``inf`` stays ``inf``."""
+    """Integer T (>= 1) for the forward pass with the continuous T's gradient; ``inf`` stays."""
     if not bool(torch.isfinite(T).all()):
         return T
-    return _RoundLevelsSTE.apply(T)
+    return _RoundSTE.apply(T, 1.0)
+
+
+ROUNDINGS = ("bits", "timesteps")
 
 
 class QACQuantizer(nn.Module):
@@ -203,8 +233,11 @@ class QACQuantizer(nn.Module):
         alpha: initial clipping threshold alpha (> 0), which becomes the SNN threshold v_th.
         timesteps: initial number of quantization levels T (>= 1), which becomes the layer's
             SNN timestep count (Theorem 1, Eq. 6).
-        integer_timesteps: round T to an integer in the forward pass (straight-through); see
-            the module docstring.
+        integer_timesteps: make T an integer in the forward pass (straight-through); see the
+            module docstring.
+        rounding: cases 1-2 with integer timesteps: ``"bits"`` (default) rounds the bit-width
+            n, so T = 2**round(n) is a power of two; ``"timesteps"`` rounds T = 2**n instead.
+            Cases 3-4 always round T.
 
     The learnable parameters carry the paper's names: ``n``, ``d``, ``alpha``, ``t``.
     """
@@ -218,10 +251,13 @@ class QACQuantizer(nn.Module):
         timesteps: float = 4.0,
         *,
         integer_timesteps: bool = True,
+        rounding: str = "bits",
     ) -> None:
         super().__init__()
         if case not in self.CASE_PARAMETERS:
             raise ValueError(f"unknown QAC case {case!r}: expected one of 1, 2, 3, 4 (Sec. 4.2)")
+        if rounding not in ROUNDINGS:
+            raise ValueError(f"unknown QAC rounding {rounding!r}: expected one of {ROUNDINGS}")
         alpha = float(alpha)
         timesteps = float(timesteps)
         if not alpha > 0 or not math.isfinite(alpha):
@@ -230,14 +266,13 @@ class QACQuantizer(nn.Module):
             raise ValueError(f"QAC timesteps T must be a finite number >= 1, got {timesteps}")
         self.case = case
         self.integer_timesteps = integer_timesteps
-        init = {
-            "n": math.log2(timesteps),
-            "d": alpha / timesteps,
-            "alpha": alpha,
-            "t": timesteps,
-        }
+        self.rounding = rounding
+        init = {"n": math.log2(timesteps), "d": alpha / timesteps, "alpha": alpha, "t": timesteps}
         for name in self.CASE_PARAMETERS[case]:
             self.register_parameter(name, nn.Parameter(torch.tensor(init[name])))
+        if case == 1:  # d = alpha / T at the forward pass's T: the initial alpha is `alpha`
+            with torch.no_grad():
+                self.d.fill_(alpha / float(self.forward_timesteps()))
 
     # -- the parameterisation -------------------------------------------------------------
     def continuous_timesteps(self) -> torch.Tensor:
@@ -251,11 +286,19 @@ class QACQuantizer(nn.Module):
             return self.alpha / d
         return self.t
 
+    def forward_timesteps(self) -> torch.Tensor:
+        """T as used in the forward pass (see the module docstring), with autograd."""
+        if self.integer_timesteps and self.case in (1, 2) and self.rounding == "bits":
+            T = torch.pow(2.0, _RoundSTE.apply(self.n, 0.0))  # integer bit-width n (Sec. 4.2)
+        else:
+            T = self.continuous_timesteps()
+            if self.integer_timesteps:
+                T = _ste_integer(T)
+        return T
+
     def alpha_and_levels(self) -> tuple[torch.Tensor, torch.Tensor]:
         """(alpha, T) as used in the forward pass, both differentiable w.r.t. the parameters."""
-        T = self.continuous_timesteps()
-        if self.integer_timesteps:
-            T = _ste_integer(T)
+        T = self.forward_timesteps()
         alpha = self.d * T if self.case == 1 else self.alpha
         return alpha, T
 
@@ -276,7 +319,9 @@ class QACQuantizer(nn.Module):
 
     @property
     def timesteps(self) -> float:
-        """T as used in the forward pass (an integer-valued float, or ``inf`` for case 3)."""
+        """T as used in the forward pass: an integer-valued float (a power of two in cases 1-2 with
+        ``rounding="bits"``), ``inf`` for a degenerate case 3, fractional without
+        ``integer_timesteps``."""
         _, T = self.alpha_and_levels()
         return float(T.detach())
 

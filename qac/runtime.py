@@ -11,16 +11,39 @@ import random
 import numpy as np
 import torch
 
-__all__ = ["resolve_device", "seed_everything", "autocast", "set_threads", "tune_allocator"]
+__all__ = [
+    "DeviceError",
+    "resolve_device",
+    "seed_everything",
+    "autocast",
+    "set_threads",
+    "tune_allocator",
+]
+
+
+class DeviceError(RuntimeError):
+    """The requested device does not exist here (the message says what to use instead)."""
 
 
 def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
-    """``"auto"`` picks CUDA when available, else the CPU; anything else is passed to torch."""
+    """``"auto"`` picks CUDA when available, else the CPU; anything else is passed to torch.
+
+    Raises :class:`DeviceError` (one line) for an unknown device name or a CUDA device that is
+    not visible, before any work is done on it.
+    """
     if device is None or str(device) == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(device)
+    try:
+        device = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise DeviceError(f"unknown device {str(device)!r}: use auto, cpu or cuda[:N]") from exc
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("device 'cuda' was requested but no CUDA GPU is available: use 'auto'")
+        raise DeviceError(f"device={device} but no CUDA GPU is visible: use device=cpu or auto")
+    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
+        raise DeviceError(
+            f"device={device} but only {torch.cuda.device_count()} CUDA GPU(s) are visible: "
+            "use device=cuda:0 .. cuda:N-1 or auto"
+        )
     return device
 
 

@@ -6,10 +6,17 @@ cross-entropy loss. Defaults follow the QCFS recipe (SGD, momentum 0.9, lr 0.1, 
 5e-4 on every parameter, cosine schedule, 300 epochs); every value is configurable and what the
 paper leaves open is recorded in ``docs/assumptions.md``.
 
-Outputs in ``out_dir``: ``model.pt`` (final checkpoint), ``state.pt`` (resume state, rewritten
-atomically after every epoch), ``log.jsonl`` (one JSON line per epoch: loss, accuracies, per-layer
-T and alpha) and ``metrics.json``. A run killed mid-way continues from ``state.pt`` and ends with
-the same checkpoint as an uninterrupted one.
+Outputs in ``out_dir``: ``model.pt`` (final checkpoint), ``log.jsonl`` (one JSON line per epoch:
+loss, accuracies, per-layer T and alpha) and ``metrics.json``, written only when a run completes.
+Each configuration trains in its own ``out_dir/runs/<fingerprint>/``: ``state.pt`` (resume state,
+rewritten atomically after every epoch and deleted once the run completes), ``log.jsonl``, and when
+complete ``model.pt`` and ``metrics.json``, which are then copied to ``out_dir``. So a run killed
+mid-way continues from its own ``state.pt`` and ends with the same checkpoint as an uninterrupted
+one; a changed option starts a fresh run beside the old one (whose files stay untouched); going
+back to a configuration that completed before copies its result instead of retraining. Disk use:
+one model per completed configuration, plus the latest ``state.pt`` (model + optimizer) of each
+unfinished one; delete ``runs/<fingerprint>/`` folders you no longer need. ``train.lock`` keeps a
+second trainer out of the directory.
 """
 
 from __future__ import annotations
@@ -18,7 +25,10 @@ import dataclasses
 import hashlib
 import json
 import math
+import os
+import shutil
 import time
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,19 +38,32 @@ from torch import nn
 from tqdm import tqdm
 
 from qac.checkpoint import (
+    atomic_write_bytes,
     atomic_write_json,
     atomic_write_text,
+    directory_lock,
     load_checkpoint,
     model_spec,
     save_checkpoint,
 )
 from qac.convert import quantizers
-from qac.data import AugmentConfig, BatchLoader, load_dataset
+from qac.data import AugmentConfig, BatchLoader, check_source, load_dataset
 from qac.layers import quantizer_summary
 from qac.models import build
 from qac.runtime import autocast, resolve_device, seed_everything
 
-__all__ = ["TrainConfig", "train", "TrainingDivergedError", "ConfigError", "evaluate_accuracy"]
+__all__ = [
+    "TrainConfig",
+    "train",
+    "run_directory",
+    "TrainingDivergedError",
+    "ConfigError",
+    "evaluate_accuracy",
+]
+
+# files of a completed run, copied to the output directory in this order (model.pt, the workflow's
+# completion marker, last)
+PUBLISHED = ("log.jsonl", "metrics.json", "model.pt")
 
 
 class ConfigError(ValueError):
@@ -79,6 +102,7 @@ class TrainConfig:
     augment: dict[str, Any] = field(default_factory=dict)  # AugmentConfig fields
     bf16: bool = False
     channels_last: bool = False
+    float64: bool = False  # train in double precision (CPU-independent weights; smoke scale)
     seed: int = 0
     device: str = "auto"
     eval_every: int = 1
@@ -86,29 +110,24 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ConfigError(
-                f"unknown training option(s) {unknown}: valid options are {sorted(known)}"
-            )
-        cfg = cls(**values)
+        cfg = cls(**_typed_fields(cls, values, "training"))
         cfg.validate()
         return cfg
 
     def validate(self) -> None:
-        if self.epochs < 1:
-            raise ConfigError(f"epochs must be >= 1, got {self.epochs}")
-        if self.batch_size < 1:
-            raise ConfigError(f"batch_size must be >= 1, got {self.batch_size}")
+        """Convert every option to its declared type (``"5e-4"`` -> 0.0005) and check ranges."""
+        for name, value in _typed_fields(type(self), dataclasses.asdict(self), "training").items():
+            setattr(self, name, value)
+        self.augment = _typed_fields(AugmentConfig, self.augment, "augment")
+        for name in ("epochs", "batch_size", "eval_every"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
         if not self.lr > 0:
             raise ConfigError(f"lr must be positive, got {self.lr}")
-        if not isinstance(self.activation, dict) or "name" not in self.activation:
+        if "name" not in self.activation:
             raise ConfigError("activation must be a mapping with a 'name' (qac, qcfs or relu)")
-        try:
-            AugmentConfig(**self.augment)
-        except TypeError as exc:
-            raise ConfigError(f"bad augment option: {exc}") from exc
+        if self.float64 and self.bf16:
+            raise ConfigError("float64 and bf16 exclude each other: set one of them to false")
 
     def fingerprint(self) -> str:
         """Hash of the options that change the result (not device/progress/eval_every)."""
@@ -116,6 +135,71 @@ class TrainConfig:
         for k in ("device", "progress", "eval_every", "cache_dir", "data_root"):
             d.pop(k)
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
+
+
+_KINDS = {bool: "true or false", int: "an integer", float: "a finite number", str: "a string"}
+
+
+def _typed_fields(cls: type, values: dict[str, Any], what: str) -> dict[str, Any]:
+    """``values`` (options of dataclass ``cls``) converted to the field types; ConfigError if not.
+
+    ``what`` names the options in messages; nested options are called ``augment.flip``.
+    """
+    if not isinstance(values, dict):
+        raise ConfigError(f"{what} options must be a mapping, not {type(values).__name__}")
+    hints = typing.get_type_hints(cls)
+    unknown = sorted(set(values) - set(hints))
+    if unknown:
+        valid = sorted(f.name for f in dataclasses.fields(cls))
+        raise ConfigError(f"unknown {what} option(s) {unknown}: valid options are {valid}")
+    prefix = "" if what == "training" else f"{what}."
+    return {k: _typed(prefix + k, v, hints[k]) for k, v in values.items()}
+
+
+def _typed(name: str, value: Any, hint: Any) -> Any:
+    """``value`` as type ``hint`` (``X | None``, bool, int, float, str or dict) or ConfigError."""
+    args = typing.get_args(hint)
+    if type(None) in args:
+        if value is None:
+            return None
+        hint = next(a for a in args if a is not type(None))
+    kind = typing.get_origin(hint) or hint
+    converted = _convert(kind, value)
+    if converted is None:
+        raise ConfigError(f"option {name}={value!r} is not {_KINDS.get(kind, 'a mapping')}")
+    return converted
+
+
+def _convert(kind: type, value: Any) -> Any:
+    """``value`` converted to ``kind``, or None where it does not fit."""
+    if kind is bool:
+        if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+            return value.strip().lower() == "true"
+        return value if isinstance(value, bool) else None
+    if kind in (int, float):
+        number = _number(value)
+        if kind is float:
+            return number
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        return int(number) if number is not None and number.is_integer() else None
+    return value if isinstance(value, kind) else None
+
+
+def _number(value: Any) -> float | None:
+    """A finite float from a number or a string in any float notation ("5e-4", ".5")."""
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        return None
+    try:
+        number = float(value)
+    except ValueError:
+        return None
+    return number if math.isfinite(number) else None
+
+
+def run_directory(out_dir: str | Path, fingerprint: str) -> Path:
+    """Where the run of the configuration with ``fingerprint`` keeps its files."""
+    return Path(out_dir) / "runs" / fingerprint
 
 
 def _param_groups(model: nn.Module, cfg: TrainConfig) -> list[dict[str, Any]]:
@@ -159,12 +243,20 @@ def evaluate_accuracy(
     """Top-1 accuracy (%) of ``model`` (an ANN or a :class:`~qac.convert.SpikingNetwork`)."""
     model.eval()
     correct = total = 0
+    dtype = _param_dtype(model)
     for images, labels in tqdm(loader, desc=desc, leave=False, disable=not progress):
+        images = images.to(dtype)
         with autocast(device, bf16):
             logits = model(images)
         correct += int((logits.argmax(1) == labels).sum())
         total += labels.numel()
     return 100.0 * correct / max(total, 1)
+
+
+def _param_dtype(model: nn.Module) -> torch.dtype:
+    """The floating dtype of ``model``'s parameters (inputs are cast to it)."""
+    param = next(model.parameters(), None)
+    return param.dtype if param is not None and param.is_floating_point() else torch.float32
 
 
 def _loaders(cfg: TrainConfig, device: torch.device):
@@ -193,79 +285,140 @@ def _loaders(cfg: TrainConfig, device: torch.device):
 
 
 def train(cfg: TrainConfig, out_dir: str | Path, *, resume: bool = True) -> dict[str, Any]:
-    """Train a quantized ANN; returns the final metrics (also written to ``metrics.json``)."""
+    """Train a quantized ANN; returns the final metrics (also written to ``metrics.json``).
+
+    ``resume=False`` discards this configuration's earlier run (finished or not) and starts over.
+    """
     cfg.validate()
+    _preflight(cfg)
     out_dir = Path(out_dir)
+    with directory_lock(out_dir):
+        _adopt_legacy_state(out_dir)
+        if not (out_dir / "model.pt").exists():  # deleted (Snakemake does): the rest is stale
+            for name in PUBLISHED:
+                (out_dir / name).unlink(missing_ok=True)
+        run_dir = run_directory(out_dir, cfg.fingerprint())
+        if not resume:
+            shutil.rmtree(run_dir, ignore_errors=True)
+        if not all((run_dir / name).is_file() for name in PUBLISHED):
+            _train_run(cfg, run_dir)
+        for name in PUBLISHED:
+            atomic_write_bytes(out_dir / name, (run_dir / name).read_bytes())
+        return json.loads((out_dir / "metrics.json").read_text())
+
+
+def _preflight(cfg: TrainConfig) -> None:
+    """Fail on a bad architecture/activation or a missing dataset before touching ``out_dir``."""
+    build(cfg.arch, 1, cfg.activation, width=cfg.width)
+    check_source(cfg.dataset, root=cfg.data_root)
+
+
+def _adopt_legacy_state(out_dir: Path) -> None:
+    """Move a ``state.pt`` left in ``out_dir`` by an older version into its run directory."""
+    legacy = out_dir / "state.pt"
+    if not legacy.is_file():
+        return
+    target = run_directory(out_dir, load_checkpoint(legacy).get("fingerprint", "unknown"))
+    target.mkdir(parents=True, exist_ok=True)
+    if (target / "state.pt").exists():
+        legacy.unlink()
+    else:
+        os.replace(legacy, target / "state.pt")
+
+
+def _restore(
+    state_path: Path,
+    fingerprint: str,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    device: torch.device,
+) -> tuple[int, list[dict[str, Any]]]:
+    """Load the resume state (if any) into ``model``/``optimizer``/RNG: (next epoch, history)."""
+    if not state_path.exists():
+        return 0, []
+    state = load_checkpoint(state_path, map_location=device)
+    if state.get("fingerprint") != fingerprint:
+        raise ConfigError(
+            f"{state_path} was written by a different configuration: delete {state_path.parent} "
+            "or pass --no-resume to start over"
+        )
+    model.load_state_dict(state["state_dict"])
+    optimizer.load_state_dict(state["optimizer"])
+    torch.set_rng_state(state["rng_cpu"])
+    if device.type == "cuda" and state.get("rng_cuda") is not None:
+        torch.cuda.set_rng_state(state["rng_cuda"].cpu(), device)
+    return state["epoch"] + 1, state["history"]
+
+
+def _train_epoch(
+    cfg: TrainConfig,
+    epoch: int,
+    model: nn.Module,
+    loader: BatchLoader,
+    optimizer: torch.optim.Optimizer,
+    criterion: nn.Module,
+    device: torch.device,
+) -> dict[str, Any]:
+    """One pass over ``loader``; the epoch's log record (loss, accuracy, lr, seconds)."""
+    model.train()
+    t0 = time.time()
+    loss_sum, correct, seen = 0.0, 0, 0
+    bar = tqdm(
+        loader, desc=f"epoch {epoch + 1}/{cfg.epochs}", leave=False, disable=not cfg.progress
+    )
+    for step, (images, labels) in enumerate(bar):
+        images = images.to(_param_dtype(model))
+        with autocast(device, cfg.bf16):
+            logits = model(images)
+            loss = criterion(logits.to(torch.promote_types(logits.dtype, torch.float32)), labels)
+        if not torch.isfinite(loss):
+            raise TrainingDivergedError(
+                f"loss became {loss.item()} at epoch {epoch + 1}, step {step + 1}: lower the "
+                f"learning rate (lr={cfg.lr}) or the initial alpha/T; nothing was saved for "
+                "this epoch"
+            )
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        loss_sum += loss.item() * labels.numel()
+        correct += int((logits.argmax(1) == labels).sum())
+        seen += labels.numel()
+        bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{100 * correct / seen:.1f}")
+    return {
+        "epoch": epoch + 1,
+        "lr": optimizer.param_groups[0]["lr"],
+        "train_loss": loss_sum / max(seen, 1),
+        "train_acc": 100.0 * correct / max(seen, 1),
+        "seconds": round(time.time() - t0, 2),
+    }
+
+
+def _train_run(cfg: TrainConfig, run_dir: Path) -> None:
+    """Train (or finish) the run in ``run_dir``; ends with its model.pt, metrics.json, log.jsonl."""
     device = resolve_device(cfg.device)
-    seed_everything(cfg.seed)
-    model = build(cfg.arch, 1, cfg.activation, width=cfg.width)  # fail fast on a bad arch
     train_set, train_loader, test_loader = _loaders(cfg, device)
     num_classes = train_set.num_classes
     spec = model_spec(cfg.arch, num_classes, cfg.activation, cfg.width)
     seed_everything(cfg.seed)
     model = build(cfg.arch, num_classes, cfg.activation, width=cfg.width).to(device)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    if cfg.float64:
+        model = model.to(torch.float64)
+    run_dir.mkdir(parents=True, exist_ok=True)
     if cfg.channels_last:
         model = model.to(memory_format=torch.channels_last)
     optimizer = torch.optim.SGD(_param_groups(model, cfg), lr=cfg.lr, momentum=cfg.momentum)
     base_lrs = [g["lr"] for g in optimizer.param_groups]
     criterion = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
     fingerprint = cfg.fingerprint()
-    state_path, log_path = out_dir / "state.pt", out_dir / "log.jsonl"
+    state_path, log_path = run_dir / "state.pt", run_dir / "log.jsonl"
 
-    start_epoch, history = 0, []
-    if resume and state_path.exists():
-        state = load_checkpoint(state_path, map_location=device)
-        if state.get("fingerprint") != fingerprint:
-            raise ConfigError(
-                f"{state_path} was written by a different configuration: delete {out_dir} "
-                "or pass --no-resume to start over"
-            )
-        model.load_state_dict(state["state_dict"])
-        optimizer.load_state_dict(state["optimizer"])
-        torch.set_rng_state(state["rng_cpu"])
-        if device.type == "cuda" and state.get("rng_cuda") is not None:
-            torch.cuda.set_rng_state(state["rng_cuda"].cpu(), device)
-        start_epoch, history = state["epoch"] + 1, state["history"]
-
+    start_epoch, history = _restore(state_path, fingerprint, model, optimizer, device)
     test_acc = history[-1].get("test_acc") if history else None
     for epoch in range(start_epoch, cfg.epochs):
         for group, base in zip(optimizer.param_groups, base_lrs, strict=True):
             group["lr"] = base * _lr_factor(epoch, cfg)
         train_loader.set_epoch(epoch)
-        model.train()
-        t0 = time.time()
-        loss_sum, correct, seen = 0.0, 0, 0
-        bar = tqdm(
-            train_loader,
-            desc=f"epoch {epoch + 1}/{cfg.epochs}",
-            leave=False,
-            disable=not cfg.progress,
-        )
-        for step, (images, labels) in enumerate(bar):
-            with autocast(device, cfg.bf16):
-                logits = model(images)
-                loss = criterion(logits.float(), labels)
-            if not torch.isfinite(loss):
-                raise TrainingDivergedError(
-                    f"loss became {loss.item()} at epoch {epoch + 1}, step {step + 1}: lower the "
-                    f"learning rate (lr={cfg.lr}) or the initial alpha/T; nothing was saved for "
-                    "this epoch"
-                )
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            loss_sum += loss.item() * labels.numel()
-            correct += int((logits.argmax(1) == labels).sum())
-            seen += labels.numel()
-            bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{100 * correct / seen:.1f}")
-        record: dict[str, Any] = {
-            "epoch": epoch + 1,
-            "lr": optimizer.param_groups[0]["lr"],
-            "train_loss": loss_sum / max(seen, 1),
-            "train_acc": 100.0 * correct / max(seen, 1),
-            "seconds": round(time.time() - t0, 2),
-        }
+        record = _train_epoch(cfg, epoch, model, train_loader, optimizer, criterion, device)
         if (epoch + 1) % cfg.eval_every == 0 or epoch + 1 == cfg.epochs:
             test_acc = evaluate_accuracy(model, test_loader, device, bf16=cfg.bf16)
             record["test_acc"] = test_acc
@@ -295,6 +448,6 @@ def train(cfg: TrainConfig, out_dir: str | Path, *, resume: bool = True) -> dict
         "config": dataclasses.asdict(cfg),
         "fingerprint": fingerprint,
     }
-    save_checkpoint(out_dir / "model.pt", spec, model, metrics=metrics, config=metrics["config"])
-    atomic_write_json(out_dir / "metrics.json", metrics)
-    return metrics
+    save_checkpoint(run_dir / "model.pt", spec, model, metrics=metrics, config=metrics["config"])
+    atomic_write_json(run_dir / "metrics.json", metrics)
+    state_path.unlink(missing_ok=True)  # the run is complete: model.pt supersedes its resume state

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import copy
 import csv
+import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +35,8 @@ __all__ = [
     "needs_calibration",
     "calibration_arguments",
     "write_skipped",
+    "load_yaml",
+    "validate_config",
 ]
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -63,10 +66,45 @@ class Model:
         return f"{self.arch}_imagenet" if self.dataset == "imagenet" else self.arch
 
 
+class _Loader(yaml.SafeLoader):
+    """PyYAML's safe loader with YAML 1.2 floats: ``1e-3``, ``5E-4``, ``.5``, ``1.0e+2``."""
+
+
+_FLOAT_TAG = "tag:yaml.org,2002:float"
+_Loader.yaml_implicit_resolvers = {
+    first: [(tag, rx) for tag, rx in resolvers if tag != _FLOAT_TAG]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_Loader.add_implicit_resolver(
+    _FLOAT_TAG,
+    re.compile(
+        r"""^(?:[-+]?[0-9][0-9_]*\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+        |[-+]?\.[0-9][0-9_]*(?:[eE][-+]?[0-9]+)?
+        |[-+]?[0-9][0-9_]*[eE][-+]?[0-9]+
+        |[-+]?\.(?:inf|Inf|INF)
+        |\.(?:nan|NaN|NAN))$""",
+        re.X,
+    ),
+    list("-+0123456789."),
+)
+
+
+def load_yaml(text: str) -> Any:
+    """``yaml.safe_load`` that reads every float notation as a number (YAML 1.1, which PyYAML
+    implements, keeps ``1e-3`` and ``5E-4`` as strings); quoted values stay strings."""
+    return yaml.load(text, Loader=_Loader)  # noqa: S506 (a SafeLoader subclass)
+
+
 def deep_merge(base: dict, extra: dict) -> dict:
+    """``base`` updated by ``extra``, recursively (JSON Merge Patch, RFC 7386): mappings merge
+    key by key, other values replace, and a ``null`` value REMOVES the key, which is how a
+    preset's mapping is cleared, e.g. ``--config 'data_options={cifar10: null}'``; give the new
+    keys in the same mapping to replace some of them: ``{cifar10: {train_size: null, ...}}``."""
     out = copy.deepcopy(base)
     for key, value in (extra or {}).items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
+        if value is None:
+            out.pop(key, None)
+        elif isinstance(value, dict) and isinstance(out.get(key), dict):
             out[key] = deep_merge(out[key], value)
         else:
             out[key] = copy.deepcopy(value)
@@ -78,31 +116,45 @@ def resolve_config(user: dict[str, Any], preset_dir: Path = PRESET_DIR) -> dict[
     scale = user.get("scale", "smoke")
     if scale not in SCALES:
         raise ValueError(f"unknown scale {scale!r}: expected one of {', '.join(SCALES)}")
-    defaults = yaml.safe_load((preset_dir / "defaults.yaml").read_text())
-    preset = yaml.safe_load((preset_dir / f"{scale}.yaml").read_text()) or {}
+    defaults = load_yaml((preset_dir / "defaults.yaml").read_text())
+    preset = load_yaml((preset_dir / f"{scale}.yaml").read_text()) or {}
     cfg = deep_merge(deep_merge(defaults, preset), _typed(user))
     cfg["scale"] = scale
+    validate_config(cfg)
     return cfg
+
+
+def validate_config(cfg: dict[str, Any], schema: Path = SCHEMA) -> None:
+    """Raise ``ValueError`` with ONE line naming the first key of ``cfg`` that breaks the schema
+    (``workflow/schemas/config.schema.yaml``); a no-op without ``jsonschema`` (a Snakemake
+    dependency: the Snakefile validates again with Snakemake's own ``validate``)."""
+    try:
+        import jsonschema
+    except ImportError:
+        return
+    validator = jsonschema.Draft202012Validator(load_yaml(schema.read_text()))
+    error = jsonschema.exceptions.best_match(validator.iter_errors(cfg))
+    while error is not None and error.context:  # anyOf/oneOf: the reason inside
+        error = jsonschema.exceptions.best_match(error.context)
+    if error is not None:
+        where = ".".join(str(p) for p in error.absolute_path)
+        raise ValueError(f"bad configuration{' key ' + where if where else ''}: {error.message}")
 
 
 def _typed(value: Any) -> Any:
     """Snakemake passes values nested in ``--config key={a: 1}`` on as strings ('1'): read
-    every string as YAML so that numbers, booleans and null get their types back."""
+    every string as YAML (:func:`load_yaml`: ``1e-3`` is a number) so that numbers, booleans
+    and null get their types back."""
     if isinstance(value, dict):
         return {k: _typed(v) for k, v in value.items()}
     if isinstance(value, list):
         return [_typed(v) for v in value]
     if isinstance(value, str):
         try:
-            parsed = yaml.safe_load(value)
+            parsed = load_yaml(value)
         except yaml.YAMLError:
             return value
-        if isinstance(parsed, int | float | bool) or parsed is None:
-            return parsed
-        try:
-            return float(value)  # '1e-3', which YAML 1.1 reads as a string
-        except ValueError:
-            return value
+        return parsed if isinstance(parsed, int | float | bool) or parsed is None else value
     return value
 
 
@@ -252,8 +304,12 @@ def calibration_arguments(cfg: dict) -> list[str]:
         "--lr", str(c["lr"]),
         "--calib-batch-size", str(c["batch_size"]),
         "--v0-shape", str(c.get("v0_shape", "channel")),
+        "--source", str(c.get("source", "train")),
+        "--optimizer", str(c.get("optimizer", "adam")),
         "--device", str(cfg["device"]),
     ]  # fmt: skip
+    if not c.get("revert_if_worse", True):
+        args.append("--no-revert")
     if cfg["evaluation"].get("limit"):
         args += ["--limit", str(cfg["evaluation"]["limit"])]
     return args

@@ -76,14 +76,13 @@ def test_c1_matches_ann_by_scale() -> None:
 # ----------------------------------------------------------------------------- C2
 
 
-def c2_rows(ts: dict[int, float], acc: dict[int, float]) -> pd.DataFrame:
+def c2_rows(ts: dict[int, float], acc: dict[int, float], arch: str = "resnet20") -> pd.DataFrame:
+    base = {"table": "fig2", "architecture": arch}
     rows = [
-        {"table": "fig2", "case": c, "quantity": "avg_timesteps", "value": v, "unit": "steps"}
+        {**base, "case": c, "quantity": "avg_timesteps", "value": v, "unit": "steps"}
         for c, v in ts.items()
     ]
-    rows += [
-        {"table": "fig2", "case": c, "quantity": "ann_acc", "value": v} for c, v in acc.items()
-    ]
+    rows += [{**base, "case": c, "quantity": "ann_acc", "value": v} for c, v in acc.items()]
     return frame(rows)
 
 
@@ -102,6 +101,15 @@ def test_c2_fails() -> None:
     res = check_c2_case4_fewest_timesteps(c2_rows({1: 12, 2: 21, 4: 3}, wide))
     assert res.status == "fails" and res.evidence[0]["acc_within_tol"] is False
     assert check_c2_case4_fewest_timesteps(c2_rows({1: 12, 4: math.inf}, ACC)).status == "fails"
+
+
+def test_c2_judges_only_the_architectures_of_fig2() -> None:
+    """ResNet-18 writes fig2 rows too (for Figs. 5-10), but the paper's Fig. 2 / 11 omit it."""
+    failing_resnet18 = c2_rows({1: 12, 2: 2, 4: 3}, ACC, arch="resnet18")
+    holding_vgg = c2_rows({1: 12, 2: 21, 4: 3}, ACC, arch="vgg16")
+    res = check_c2_case4_fewest_timesteps(pd.concat([failing_resnet18, holding_vgg]))
+    assert res.status == "holds", res.details
+    assert check_c2_case4_fewest_timesteps(failing_resnet18).status == "not-run"
 
 
 def test_c2_not_run() -> None:

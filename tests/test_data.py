@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import os
 import pickle
+import re
 import socket
 import tarfile
 import time
@@ -106,9 +107,9 @@ def test_unknown_source_and_split() -> None:
         load_dataset("synthetic", "validation-ish")
     with pytest.raises(ValueError, match="path"):
         load_dataset("folder:", "train")
-    with pytest.raises(TypeError, match="unexpected keyword"):
+    with pytest.raises(TypeError, match=r"does not take option\(s\) \['bogus'\]"):
         load_dataset("synthetic", "train", bogus=1)
-    with pytest.raises(TypeError, match="unexpected keyword"):
+    with pytest.raises(TypeError, match=r"does not take option\(s\) \['num_classes'\]"):
         load_dataset("cifar10", "train", num_classes=3)
     with pytest.raises(ValueError, match="limit"):
         load_dataset("synthetic", "train", limit=0)
@@ -267,13 +268,22 @@ def test_folder_val_alias_and_top_level(tmp_path: Path) -> None:
     assert len(te) == 3 and te.classes == ["a", "b"] and te.labels.tolist() == [0, 0, 1]
 
 
-def test_folder_classes_union_across_splits(tmp_path: Path) -> None:
+def test_folder_class_folders_must_match_across_splits(tmp_path: Path) -> None:
     make_tree(tmp_path / "t", {"a": 1, "c": 1}, splits=("train",))
-    make_tree(tmp_path / "t", {"b": 1}, splits=("test",))
-    tr = load_dataset(f"folder:{tmp_path / 't'}", "train", cache_dir=tmp_path / "c")
-    te = load_dataset(f"folder:{tmp_path / 't'}", "test", cache_dir=tmp_path / "c")
-    assert tr.classes == te.classes == ["a", "b", "c"]
-    assert tr.labels.tolist() == [0, 2] and te.labels.tolist() == [1]
+    make_tree(tmp_path / "t", {"b": 1, "c": 1}, splits=("test",))
+    src = f"folder:{tmp_path / 't'}"
+    pattern = (
+        rf"class folders of {tmp_path / 't' / 'train'} and {tmp_path / 't' / 'test'} differ "
+        r"\(only in train: \['a'\], only in test: \['b'\]\)"
+    )
+    for split in ("train", "test"):
+        with pytest.raises(D.DatasetError, match=pattern):
+            load_dataset(src, split, cache_dir=tmp_path / "c")
+    with pytest.raises(D.DatasetError, match=pattern):
+        D.check_source(src)
+    with pytest.raises(D.DatasetError, match=pattern):
+        num_classes_of(src)
+    assert not (tmp_path / "c").exists()  # nothing decoded or cached
 
 
 def test_folder_cifar10_names_get_cifar10_stats(tmp_path: Path) -> None:
@@ -294,7 +304,7 @@ def test_folder_cache_reuse_and_invalidation(
     first = load_dataset(src, "train", cache_dir=cache)
     assert len(list((cache / "tensors").glob("folder-t-train-*.pt"))) == 1
 
-    def boom(paths: object) -> None:
+    def boom(paths: object, skipped: object = None) -> None:
         raise AssertionError("decoded again")
 
     with monkeypatch.context() as m:
@@ -317,9 +327,9 @@ def test_folder_limit_decodes_only_selected(
     decoded: list[int] = []
     real = D._decode_files
 
-    def spy(paths: list[str]) -> torch.Tensor:
+    def spy(paths: list[str], skipped: list[int] | None = None) -> torch.Tensor:
         decoded.append(len(paths))
-        return real(paths)
+        return real(paths, skipped)
 
     monkeypatch.setattr(D, "_decode_files", spy)
     ds = load_dataset(f"folder:{tmp_path / 't'}", "train", cache_dir=tmp_path / "c", limit=6)
@@ -571,6 +581,21 @@ def test_imagenet_workers_match_single_process(imagenet_root: Path) -> None:
         assert torch.equal(xa, xb) and torch.equal(ya, yb)
 
 
+def test_imagenet_color_jitter_of_the_qcfs_loader(imagenet_root: Path) -> None:
+    """QCFS's ImageNet loader adds ColorJitter(0.2, 0.2, 0.2, 0.1); seeded like the rest."""
+    tr = load_dataset("imagenet", "train", root=imagenet_root)
+    jitter = AugmentConfig(color_jitter=(0.2, 0.2, 0.2, 0.1))
+    a = next(iter(BatchLoader(tr, 6, train=True, seed=3, augment=jitter, num_workers=0)))[0]
+    b = next(iter(BatchLoader(tr, 6, train=True, seed=3, augment=jitter, num_workers=0)))[0]
+    plain = next(iter(BatchLoader(tr, 6, train=True, seed=3, num_workers=0)))[0]
+    assert torch.equal(a, b) and not torch.equal(a, plain)
+    with pytest.raises(ValueError, match="color_jitter must be 4 non-negative numbers"):
+        AugmentConfig(color_jitter=(0.2, 0.2))
+    cifar = load_dataset("synthetic-cifar10", "train", train_size=20, test_size=10)
+    with pytest.raises(ValueError, match="lazy ImageNet loader only"):
+        BatchLoader(cifar, 4, train=True, augment=jitter)
+
+
 def test_imagenet_uses_val_even_with_test_dir(imagenet_root: Path) -> None:
     make_tree(imagenet_root, {"n01": 1}, splits=("test",), size=(80, 80), fmt="JPEG")
     va = load_dataset("imagenet", "test", root=imagenet_root)
@@ -793,3 +818,230 @@ def test_real_cifar10_full(cifar10_cache: Path) -> None:
     sub = load_dataset(src, "train", cache_dir=cifar10_cache, limit=200)
     idx = D._balanced_subset(tr.labels, 200)
     assert idx is not None and torch.equal(sub.images, tr.images[idx])
+
+
+# --------------------------------------------------------------------------- bad input
+
+
+def one_line(exc: pytest.ExceptionInfo[BaseException]) -> str:
+    msg = str(exc.value)
+    assert "\n" not in msg and isinstance(exc.value, ValueError), msg
+    return msg
+
+
+def jpeg_bytes(seed: int = 0, size: int = 8) -> bytes:
+    arr = np.random.default_rng(seed).integers(0, 256, (size, size, 3), dtype=np.uint8)
+    buf = io.BytesIO()
+    Image.fromarray(arr).save(buf, "JPEG")
+    return buf.getvalue()
+
+
+def make_bad_tree(base: Path) -> dict[str, Path]:
+    """3 classes x 3 JPEGs per split, plus a truncated and a 0-byte JPEG in train."""
+    for split in ("train", "test"):
+        for c, cls in enumerate(("cat", "dog", "emu")):
+            (base / split / cls).mkdir(parents=True)
+            for i in range(3):
+                (base / split / cls / f"{i:04d}.jpg").write_bytes(jpeg_bytes(10 * c + i))
+    bad = {
+        "truncated": base / "train" / "cat" / "0003.jpg",
+        "empty": base / "train" / "dog" / "0003.jpg",
+    }
+    bad["truncated"].write_bytes(jpeg_bytes(99)[:200])
+    bad["empty"].write_bytes(b"")
+    return bad
+
+
+def test_dataset_errors_are_value_errors() -> None:
+    assert issubclass(DatasetNotFoundError, D.DatasetError)
+    assert issubclass(D.DatasetError, ValueError)
+    assert issubclass(D.ImageDecodeError, D.DatasetError)
+    assert issubclass(D.DatasetOptionError, D.DatasetError)
+
+
+@pytest.mark.parametrize("split", ["train", "test"])
+@pytest.mark.parametrize("content", ["nothing", "a text file"])
+def test_empty_class_folder_is_error(tmp_path: Path, split: str, content: str) -> None:
+    make_tree(tmp_path / "t", {"a": 2, "b": 2})
+    empty = tmp_path / "t" / split / "zz"
+    empty.mkdir()
+    if content != "nothing":
+        (empty / "README.txt").write_text("no images here")
+    src = f"folder:{tmp_path / 't'}"
+    pattern = f"class folder {empty} holds no image files .*: add images or remove the folder"
+    for s in ("train", "test"):
+        with pytest.raises(D.DatasetError, match=pattern) as exc:
+            load_dataset(src, s, cache_dir=tmp_path / "c")
+        one_line(exc)
+    with pytest.raises(D.DatasetError, match=pattern):
+        D.check_source(src)
+    with pytest.raises(D.DatasetError, match=pattern):
+        num_classes_of(src)
+
+
+def test_empty_class_folder_in_tar_is_error(tmp_path: Path) -> None:
+    make_tree(tmp_path / "t", {"a": 2, "b": 2})
+    (tmp_path / "t" / "test" / "zz").mkdir()
+    tar = make_tar(tmp_path / "t", tmp_path / "t.tar", "top")
+    with pytest.raises(D.DatasetError, match=r"class folder .*/top/test/zz holds no image files"):
+        load_dataset(f"tar:{tar}", "train", cache_dir=tmp_path / "c")
+    assert not list((tmp_path / "c").rglob("*.pt"))
+
+
+def test_cached_tar_split_missing_a_class_is_error(tmp_path: Path) -> None:
+    """A decoded-split cache from before the class checks (e.g. an empty class) is refused."""
+    make_tree(tmp_path / "t", {"a": 2, "b": 2})
+    tar = make_tar(tmp_path / "t", tmp_path / "t.tar", "top")
+    load_dataset(f"tar:{tar}", "train", cache_dir=tmp_path / "c")
+    (cache_file,) = (tmp_path / "c" / "tensors").glob("tar-t-train-*.pt")
+    obj = torch.load(cache_file, weights_only=True)
+    obj["classes"] = ["a", "b", "zz"]
+    torch.save(obj, cache_file)
+    with pytest.raises(D.DatasetError, match=r"train split of .*t\.tar .*class\(es\) \['zz'\]"):
+        load_dataset(f"tar:{tar}", "train", cache_dir=tmp_path / "c")
+
+
+@pytest.mark.parametrize("kind", ["folder", "tar"])
+def test_undecodable_image_is_named_in_one_line(tmp_path: Path, kind: str) -> None:
+    bad = make_bad_tree(tmp_path / "t")
+    src = f"folder:{tmp_path / 't'}"
+    if kind == "tar":
+        src = f"tar:{make_tar(tmp_path / 't', tmp_path / 't.tar.gz', 'top')}"
+        bad["truncated"].unlink()  # the archive keeps its own copy
+    with pytest.raises(D.ImageDecodeError) as exc:
+        load_dataset(src, "train", cache_dir=tmp_path / "c")
+    msg = one_line(exc)
+    assert re.match(
+        r"cannot decode image \S*/train/cat/0003\.jpg \(.*truncated.*\): remove", msg, re.I
+    )
+    assert "skip_bad_images=True" in msg and exc.value.path.endswith("cat/0003.jpg")
+    assert not list((tmp_path / "c").rglob("*.pt"))  # no cache from a failed decode
+    # the test split has no bad file: it loads (and is cached)
+    assert len(load_dataset(src, "test", cache_dir=tmp_path / "c")) == 9
+
+
+def test_empty_and_garbage_files_are_named(tmp_path: Path) -> None:
+    bad = make_bad_tree(tmp_path / "t")
+    bad["truncated"].unlink()
+    src = f"folder:{tmp_path / 't'}"
+    with pytest.raises(D.ImageDecodeError, match=rf"image {bad['empty']} \(empty file, 0 bytes\)"):
+        load_dataset(src, "train", cache_dir=tmp_path / "c")
+    bad["empty"].write_bytes(b"<html>not an image</html>")
+    with pytest.raises(D.ImageDecodeError, match=rf"{bad['empty']} \(not an image in a known"):
+        load_dataset(src, "train", cache_dir=tmp_path / "c", limit=9)
+
+
+def test_skip_bad_images(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    bad = make_bad_tree(tmp_path / "t")
+    src, cache = f"folder:{tmp_path / 't'}", tmp_path / "c"
+    with caplog.at_level("WARNING", logger="qac.data"):
+        ds = load_dataset(src, "train", cache_dir=cache, skip_bad_images=True)
+    assert len(ds) == 9 and ds.labels.tolist() == [0, 0, 0, 1, 1, 1, 2, 2, 2]
+    assert ds.classes == ["cat", "dog", "emu"]
+    full = [jpeg_bytes(10 * c + i) for c in range(3) for i in range(3)]
+    assert torch.equal(ds.images, D._decode_files(_write(tmp_path / "ok", full)))
+    assert f"skipped 2 undecodable image(s) of 11 (first: {bad['truncated']})" in caplog.text
+    assert not list(cache.rglob("*.pt"))  # never cached: the default still raises afterwards
+    with pytest.raises(D.ImageDecodeError, match="0003.jpg"):
+        load_dataset(src, "train", cache_dir=cache)
+    sub = load_dataset(src, "train", cache_dir=cache, limit=6, skip_bad_images=True)
+    assert len(sub) <= 6 and sub.images.shape[1:] == (3, 8, 8)
+
+
+def _write(folder: Path, blobs: list[bytes]) -> list[Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = [folder / f"{i:04d}.jpg" for i in range(len(blobs))]
+    for path, blob in zip(paths, blobs, strict=True):
+        path.write_bytes(blob)
+    return paths
+
+
+def test_imagenet_undecodable_image_is_named(imagenet_root: Path) -> None:
+    bad = imagenet_root / "val" / "n01" / "0001.JPEG"
+    bad.write_bytes(bad.read_bytes()[:300])
+    va = load_dataset("imagenet", "test", root=imagenet_root)
+    for workers in (0, 2):
+        with pytest.raises(D.ImageDecodeError) as exc:
+            list(BatchLoader(va, 6, train=False, num_workers=workers))
+        assert one_line(exc).startswith(f"cannot decode image {bad} (")
+
+
+def test_check_options() -> None:
+    D.check_options("synthetic", {"train_size": 10, "test_size": 5, "mean": (0.1, 0.2, 0.3)})
+    D.check_options("folder:/x", {"skip_bad_images": True, "std": [0.2, 0.2, 0.2]})
+    D.check_options("cifar10", {"download": True})
+    expected = (
+        "source 'folder:/x' does not take option(s) ['test_size', 'train_size'] (it takes: "
+        "['mean', 'skip_bad_images', 'std']); remove them from data_options.cifar10"
+    )
+    with pytest.raises(D.DatasetOptionError) as exc:
+        D.check_options(
+            "folder:/x", {"train_size": 1, "test_size": 2}, where="data_options.cifar10"
+        )
+    assert str(exc.value) == expected
+    bad_values = [
+        ("synthetic", {"train_size": 0}, "train_size=0 .* must be an integer >= 1"),
+        ("synthetic", {"num_classes": 2.5}, "num_classes=2.5 .* integer >= 2"),
+        ("synthetic", {"noise": "lots"}, "noise='lots' .* must be a number >= 0"),
+        ("synthetic", {"mean": (0.5, 0.5)}, r"mean=\(0.5, 0.5\) .* must be 3 numbers"),
+        ("tar:/x", {"std": (0.2, 0.0, 0.2)}, "must be 3 positive numbers"),
+        ("tar:/x", {"skip_bad_images": "yes"}, "skip_bad_images='yes' .* true or false"),
+    ]
+    for source, options, pattern in bad_values:
+        with pytest.raises(D.DatasetError, match=pattern) as exc2:
+            D.check_options(source, options)
+        assert one_line(exc2).endswith("fix it in data_options")
+
+
+def test_load_dataset_refuses_foreign_options_before_any_work(tmp_path: Path) -> None:
+    """The smoke preset's synthetic sizes with a folder: source (the folder need not exist)."""
+    src = f"folder:{tmp_path / 'missing'}"
+    with pytest.raises(D.DatasetOptionError, match=r"^source 'folder:.*' does not take option"):
+        load_dataset(src, "train", train_size=512, test_size=128)
+    with pytest.raises(D.DatasetOptionError, match=r"\['skip_bad_images'\]"):
+        load_dataset("synthetic", "train", skip_bad_images=True)
+    with pytest.raises(D.DatasetError, match="train_size=-3"):
+        load_dataset("synthetic", "train", train_size=-3)
+
+
+def test_num_classes_of_decodes_nothing_and_matches_load(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    make_tree(tmp_path / "t", {"a": 2, "b": 2, "c": 1, "d": 1})
+    make_tree(tmp_path / "inet", {"n01": 1, "n02": 1}, splits=("train", "val"), fmt="JPEG")
+    tar = make_tar(tmp_path / "t", tmp_path / "t.tar.gz", "top")
+    sources = {
+        f"folder:{tmp_path / 't'}": 4,
+        f"tar:{tar}": 4,
+        f"imagenet:{tmp_path / 'inet'}": 2,
+        "synthetic-cifar100": 100,
+    }
+    with monkeypatch.context() as m:
+        for name in ("_decode_one", "_decode_files", "_open_rgb", "_pil_decode"):
+            m.setattr(D, name, lambda *a, **k: pytest.fail("decoded"), raising=False)
+        counts = {s: num_classes_of(s, cache_dir=tmp_path / "c") for s in sources}
+    assert counts == sources
+    for s, n in sources.items():
+        assert load_dataset(s, "test", cache_dir=tmp_path / "c").num_classes == n
+    assert num_classes_of("synthetic", num_classes=4, train_size=10) == 4
+    with pytest.raises(D.DatasetOptionError, match="train_size"):
+        num_classes_of(f"folder:{tmp_path / 't'}", train_size=10)
+
+
+def test_bad_source_paths_name_the_fix(tmp_path: Path) -> None:
+    make_tree(tmp_path / "t", {"a": 1})
+    tar = make_tar(tmp_path / "t", tmp_path / "t.tar", "top")
+    with pytest.raises(DatasetNotFoundError, match=rf"{tmp_path / 't'} is a folder.*'folder:"):
+        load_dataset(f"tar:{tmp_path / 't'}", "train", cache_dir=tmp_path / "c")
+    with pytest.raises(DatasetNotFoundError, match=rf"{tar} is a file.*use source 'tar:{tar}'"):
+        load_dataset(f"folder:{tar}", "train", cache_dir=tmp_path / "c")
+    with pytest.raises(DatasetNotFoundError, match="is a folder"):
+        D.check_source(f"tar:{tmp_path / 't'}")
+    with pytest.raises(D.DatasetError, match="needs a path"):
+        load_dataset("folder:   ", "train")
+    with pytest.raises(D.DatasetError, match="must be a string"):
+        load_dataset(None, "train")  # type: ignore[arg-type]
+    assert len(load_dataset(f" folder: {tmp_path / 't'} ", "train", cache_dir=tmp_path / "c")) == 1
+    for limit in (-1, 0, 2.5, True, "10"):
+        with pytest.raises(D.DatasetError, match="limit must be a positive integer"):
+            load_dataset("synthetic", "train", limit=limit)  # type: ignore[arg-type]

@@ -70,17 +70,17 @@ def test_interrupted_run_resumes_to_the_identical_checkpoint(tmp_path, monkeypat
     monkeypatch.setattr(train_mod, "_lr_factor", crash_at_third_epoch)
     with pytest.raises(KeyboardInterrupt):
         train(cfg, tmp_path / "resumed")
+    run_dir = train_mod.run_directory(tmp_path / "resumed", cfg.fingerprint())
     assert not (tmp_path / "resumed" / "model.pt").exists()
-    assert (tmp_path / "resumed" / "state.pt").exists()
-    assert not [p for p in (tmp_path / "resumed").iterdir() if p.name.endswith(".tmp")]
+    assert not (run_dir / "model.pt").exists()
+    assert (run_dir / "state.pt").exists()
+    assert not [p for p in (tmp_path / "resumed").rglob("*.tmp")]
     monkeypatch.setattr(train_mod, "_lr_factor", real)
     train(cfg, tmp_path / "resumed")
     full = torch.load(tmp_path / "full" / "model.pt", weights_only=False)["state_dict"]
     resumed = torch.load(tmp_path / "resumed" / "model.pt", weights_only=False)["state_dict"]
     assert all(torch.equal(full[k], resumed[k]) for k in full)
-    # a different configuration refuses to resume from that state
-    with pytest.raises(ConfigError, match="different configuration"):
-        train(tiny_config(epochs=3, lr=0.01), tmp_path / "resumed")
+    assert not (run_dir / "state.pt").exists()  # a completed run keeps its model, not its state
 
 
 def test_nan_loss_stops_with_a_clear_message(tmp_path):

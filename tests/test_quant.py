@@ -28,18 +28,21 @@ def test_round_half_up_differs_from_round_half_even():
     assert torch.round(z).tolist() != round_half_up(z).tolist()
 
 
-@pytest.mark.parametrize("case", [1, 2, 3, 4])
-def test_forward_is_eq5(case):
+@pytest.mark.parametrize("case, T_forward", [(1, 4), (2, 4), (3, 5), (4, 5)])
+def test_forward_is_eq5(case, T_forward):
+    """T = 5 asked: cases 1-2 learn the bit-width n = log2 5 and run 2**round(n) = 4 levels."""
     torch.manual_seed(case)
     q = QACQuantizer(case, alpha=2.0, timesteps=5).double()
     x = torch.randn(1000, dtype=torch.float64) * 2
     alpha, T = (v.detach() for v in q.alpha_and_levels())
     assert torch.equal(q(x), eq5(x, alpha, T))
     if case != 1:  # alpha is a parameter: exact ties x*T/alpha = k + 1/2 round up
-        ties = torch.tensor([0.2, 0.6, 1.0, 1.4, 1.8], dtype=torch.float64)
-        assert q(ties).tolist() == pytest.approx([0.4, 0.8, 1.2, 1.6, 2.0], abs=1e-15)
-    assert q.T == 5 and isinstance(q.T, int)
-    assert q.threshold == pytest.approx(2.0)
+        step = 2.0 / T_forward
+        ties = torch.tensor([(k + 0.5) * step for k in range(T_forward)], dtype=torch.float64)
+        want = [(k + 1) * step for k in range(T_forward)]
+        assert q(ties).tolist() == pytest.approx(want, abs=1e-15)
+    assert q.T == T_forward and isinstance(q.T, int)
+    assert q.threshold == pytest.approx(2.0)  # case 1: d = alpha / T_forward
 
 
 def closed_form(case, x, q, p):
@@ -58,8 +61,8 @@ def closed_form(case, x, q, p):
         if case == 3:
             return (r / p["d"], 0.0)  # (dd, dalpha)
         return (-r / p["t"], r / alpha)  # (dt, dalpha)
-    if case == 1:
-        return (LN2 * 2 ** p["n"] * p["d"], 2 ** p["n"])
+    if case == 1:  # alpha = d T with T = 2**n in the forward pass: dT/dn = T ln 2
+        return (LN2 * T * p["d"], T)
     return (0.0, 1.0)
 
 
@@ -115,11 +118,51 @@ def test_integer_timesteps_round_half_up_with_straight_through_gradient():
     assert float(q.t.grad) == pytest.approx(-(Q - 0.9) / 3.0)  # Eq. 10 at the forward T
 
 
-def test_integer_forward_equals_eq5_with_rounded_T():
-    q = QACQuantizer(2, alpha=3.0, timesteps=2**2.4).double()  # 2^2.4 = 5.28 -> 5 levels
+@pytest.mark.parametrize("rounding, T", [("bits", 4), ("timesteps", 5)])
+def test_integer_forward_equals_eq5_with_rounded_T(rounding, T):
+    # n = 2.4: the bit-width rounds to 2 (T = 4); rounding="timesteps": 2^2.4 = 5.28 -> 5 levels
+    q = QACQuantizer(2, alpha=3.0, timesteps=2**2.4, rounding=rounding).double()
     x = torch.linspace(-1, 4, 501, dtype=torch.float64)
-    assert q.T == 5
-    assert torch.allclose(q(x), eq5(x, 3.0, 5.0), rtol=0, atol=1e-15)
+    assert q.T == T
+    assert torch.allclose(q(x), eq5(x, 3.0, float(T)), rtol=0, atol=1e-15)
+
+
+N_VALUES = [-0.7, 0.2, 0.49, 0.5, 1.49, 1.5, 2.7, 3.2, 4.5, 6.9]
+
+
+@pytest.mark.parametrize("case", [1, 2])
+def test_cases_1_2_use_an_integer_bit_width(case):
+    """Sec. 4.2: "n in N denotes the bit-width", T = 2^n: n rounds half up (at least 0), so T is
+    a power of two and the bit-width log2 T an integer, for any learnt n."""
+    q = QACQuantizer(case, alpha=2.0, timesteps=4).double()
+    x = torch.linspace(-1, 3, 401, dtype=torch.float64)
+    for n in N_VALUES:
+        q.n.data.fill_(n)
+        n_int = max(0, math.floor(n + 0.5))
+        assert q.timesteps == 2.0**n_int and q.T == 2**n_int
+        assert math.log2(q.timesteps) == n_int  # integer bits
+        alpha, T = (v.detach() for v in q.alpha_and_levels())
+        assert torch.equal(q(x), eq5(x, alpha, T))
+
+
+@pytest.mark.parametrize("case", [1, 2])
+@pytest.mark.parametrize("n", [0.2, 1.49, 2.7, 3.2])
+def test_gradients_match_eqs_7_8_at_fractional_n(case, n):
+    """Straight-through to the continuous n: Eqs. 7-8 with T = 2**round(n) (dT/dn = T ln 2)."""
+    q = QACQuantizer(case, alpha=2.4, timesteps=4).double()
+    q.n.data.fill_(n)
+    params = {name: float(getattr(q, name).detach()) for name in QACQuantizer.CASE_PARAMETERS[case]}
+    check_gradients(case, q, params)
+
+
+def test_rounding_timesteps_keeps_the_fractional_bit_widths():
+    q = QACQuantizer(1, alpha=2.0, timesteps=4, rounding="timesteps").double()
+    q.n.data.fill_(math.log2(6.2))
+    assert q.T == 6 and not math.log2(q.timesteps).is_integer()
+    q3 = QACQuantizer(3, alpha=2.0, timesteps=6, rounding="bits")  # cases 3-4 always round T
+    assert q3.T == 6
+    with pytest.raises(ValueError, match="unknown QAC rounding 'bit'"):
+        QACQuantizer(2, rounding="bit")
 
 
 def test_case3_infinite_timesteps_are_reported_not_clamped():

@@ -255,9 +255,10 @@ def _wait(predicate, timeout: float, what: str, proc: subprocess.Popen | None = 
 
 
 def _epochs_done(model_dir: Path) -> list[str]:
-    log = model_dir / "log.jsonl"
+    """Epoch records of the model's training run (runs/<fingerprint>/ while it trains)."""
+    logs = sorted(model_dir.glob("runs/*/log.jsonl")) or [model_dir / "log.jsonl"]
     try:
-        return log.read_text().splitlines()
+        return logs[-1].read_text().splitlines()
     except FileNotFoundError:
         return []
 
@@ -467,7 +468,7 @@ def test_cancelled_training_resumes_and_matches_uninterrupted_run(cluster, tmp_p
     assert _epochs_done(model_dir)[: len(done1)] == done1  # resumed: epoch records kept
     rc, out = _finish(first)
     assert rc != 0, f"the workflow should fail once its retry is cancelled too:\n{out[-3000:]}"
-    assert (model_dir / "state.pt").exists() and not (model_dir / "model.pt").exists()
+    assert list(model_dir.glob("runs/*/state.pt")) and not (model_dir / "model.pt").exists()
 
     # rerunning the same command resumes training from the last saved epoch
     rc, out = _finish(_popen(slurm_dir, target, "--config", *config, slurm=True))

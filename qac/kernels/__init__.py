@@ -3,10 +3,27 @@
 
 Each has a plain PyTorch implementation (the reference, used on every device) and, on CPUs, a
 fused C++ implementation (``native.cpp``, built with :func:`torch.utils.cpp_extension.load` on
-first use and cached in ``$TORCH_EXTENSIONS_DIR`` or ``~/.cache/torch_extensions``; building
-takes ~30 s once per machine and needs a C++ compiler). The fused kernels compute exactly the
-same floating-point operations in the same order, so results are bitwise identical; they only
-touch each value once instead of once per PyTorch operation.
+first use; building takes ~30 s and needs a C++ compiler). The build is cached in
+``$TORCH_EXTENSIONS_DIR`` (default ``~/.cache/torch_extensions``) under :func:`build_name`, a hash
+of the source, torch's version, the Python ABI, the compiler flags and the CPU type, never of a
+path: every checkout and process on a machine shares one build, and concurrent first uses wait
+for one compiler run (a file lock) instead of building over each other.
+
+What is guaranteed against the PyTorch reference (``QAC_KERNELS=torch``), for every dtype the
+kernels take, every shape (empty and size-1 dimensions included) and memory layout, and NaN/Inf
+("bitwise" means NaN at the same elements, its payload and sign aside, which PyTorch's own
+vector and scalar code paths do not keep alike):
+
+- IF neuron and time average: bitwise equal outputs; a NaN membrane potential emits NaN at every
+  later step, as the reference does. (One exception, equal as values: where the reference's
+  ``floor(m / v_th)`` is ``-0.0`` it emits a ``-0.0`` spike, the kernel ``+0.0``.)
+- Quantizer: bitwise equal output and dQ/dx. The alpha and T gradients are sums over every
+  element: both implementations form the same per-element terms and add them in float64 (each in
+  its own fixed order), then round once; they are bitwise equal whenever that float64 sum is
+  exact, else equal or 1 ulp apart (see :mod:`qac.quant`). The kernel's sums do not depend on
+  the thread count or the CPU's vector width.
+
+The kernels touch each value once instead of once per PyTorch operation.
 
 Which implementation runs is chosen by :func:`set_backend` or the environment variable
 ``QAC_KERNELS``:
@@ -19,12 +36,16 @@ Which implementation runs is chosen by :func:`set_backend` or the environment va
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import importlib.util
 import os
 import platform
 import shutil
+import sysconfig
 import threading
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 
@@ -37,6 +58,7 @@ __all__ = [
     "native_module",
     "use_native",
     "standard_layout",
+    "build_name",
 ]
 
 BACKENDS = ("auto", "native", "torch")
@@ -74,11 +96,8 @@ def native_module() -> ModuleType:
         raise RuntimeError(f"qac native kernels unavailable: {_state['failed']}")
     with _lock:
         if _state["module"] is None:
-            from torch.utils.cpp_extension import load
-
-            _put_ninja_on_path()
             try:
-                _state["module"] = _build(load)
+                _state["module"] = _build()
             except Exception as err:  # compiler missing, headers missing, ...
                 _state["failed"] = f"{type(err).__name__}: {err}".splitlines()[0][:300]
                 raise RuntimeError(f"qac native kernels unavailable: {_state['failed']}") from err
@@ -89,6 +108,7 @@ def native_module() -> ModuleType:
 # branch-free select (vectorisable); -ffp-contract=off forbids fusing a*b+c into an FMA. Both
 # keep every result bitwise equal to PyTorch's.
 _CFLAGS = ["-O3", "-ffp-contract=off", "-fno-trapping-math", "-fopenmp"]
+_LDFLAGS = ["-fopenmp"]
 
 
 def _cpu_fingerprint() -> str:
@@ -104,29 +124,93 @@ def _cpu_fingerprint() -> str:
     return hashlib.sha1(text.encode()).hexdigest()[:8]
 
 
-def _build(load):  # type: ignore[no-untyped-def]
-    """Build (or load the cached build of) native.cpp for this CPU, torch and source."""
-    # one build per source version, torch version and machine type: several checkouts (or a
-    # running job and an edited source) never rebuild over each other
-    source_hash = hashlib.sha1(_SOURCE.read_bytes()).hexdigest()[:8]
-    base = f"qac_native_{source_hash}_{platform.machine()}_torch{torch.__version__.split('+')[0]}"
-    base = base.replace(".", "_").replace("-", "_")
-    try:  # tuned for this CPU (vector width, rounding instructions); cached per CPU type
-        return load(
-            name=f"{base}_{_cpu_fingerprint()}",
-            sources=[str(_SOURCE)],
-            extra_cflags=[*_CFLAGS, "-march=native"],
-            extra_ldflags=["-fopenmp"],
-            verbose=False,
-        )
+def _build() -> ModuleType:
+    """The extension tuned for this CPU (-march=native), or a generic one if that fails."""
+    try:
+        return _load_cached([*_CFLAGS, "-march=native"])
     except Exception:  # e.g. a compiler without -march=native
-        return load(
-            name=f"{base}_generic",
-            sources=[str(_SOURCE)],
-            extra_cflags=_CFLAGS,
-            extra_ldflags=["-fopenmp"],
+        return _load_cached(_CFLAGS)
+
+
+def build_name(cflags: list[str]) -> str:
+    """The cache entry of one build: a hash of everything the binary depends on (the source,
+    torch's full version, the Python ABI, the machine, the compiler and its flags, and the CPU
+    type for -march=native), and of nothing that differs between checkouts (paths)."""
+    parts = [
+        hashlib.sha1(_SOURCE.read_bytes()).hexdigest(),
+        torch.__version__,
+        str(sysconfig.get_config_var("EXT_SUFFIX")),
+        platform.machine(),
+        os.environ.get("CXX", "c++"),
+        " ".join([*cflags, *_LDFLAGS]),
+        _cpu_fingerprint() if "-march=native" in cflags else "generic",
+    ]
+    return "qac_native_" + hashlib.sha1("\n".join(parts).encode()).hexdigest()[:16]
+
+
+def _load_cached(cflags: list[str]) -> ModuleType:
+    """Import the cached build for these flags, building it first if there is none.
+
+    The build happens in ``<extensions dir>/<build_name>/`` from a copy of ``native.cpp`` placed
+    there, so its recorded paths are the same for every checkout; a file lock keeps concurrent
+    processes from building over each other, and a ``complete`` marker lets every later process
+    (any checkout) import the library directly, without the compiler or ninja.
+    """
+    from torch.utils.cpp_extension import LIB_EXT, get_default_build_root, load
+
+    name = build_name(cflags)
+    root = os.environ.get("TORCH_EXTENSIONS_DIR") or get_default_build_root()
+    directory = Path(root) / name
+    library, marker = directory / f"{name}{LIB_EXT}", directory / "complete"
+    if marker.exists():
+        try:
+            return _import_library(name, library)
+        except (ImportError, OSError):  # a removed or damaged library: build it again
+            marker.unlink(missing_ok=True)
+    directory.mkdir(parents=True, exist_ok=True)
+    with _file_lock(directory / "qac-build.lock"):
+        if marker.exists():  # another process built it while this one waited
+            return _import_library(name, library)
+        source = directory / _SOURCE.name
+        if not source.exists() or source.read_bytes() != _SOURCE.read_bytes():
+            shutil.copyfile(_SOURCE, source)
+        _put_ninja_on_path()
+        module = load(
+            name=name,
+            sources=[str(source)],
+            build_directory=str(directory),
+            extra_cflags=cflags,
+            extra_ldflags=_LDFLAGS,
             verbose=False,
         )
+        _state["compiled"] = True  # this process ran the build (the tests read it)
+        marker.write_text(f"{torch.__version__} {' '.join(cflags)}\n")
+        return module
+
+
+def _import_library(name: str, path: Path) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot import {path}")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@contextlib.contextmanager
+def _file_lock(path: Path) -> Iterator[None]:
+    """An exclusive advisory lock on ``path`` across processes (released if the holder dies)."""
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: torch's own build lock still serialises the compiler
+        yield
+        return
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _put_ninja_on_path() -> None:
@@ -152,8 +236,9 @@ def use_native(*tensors: torch.Tensor) -> bool:
         native_module()
     except RuntimeError as err:
         if not _state.get("warned"):
-            warnings.warn(f"{err}; using the PyTorch kernels (QAC_KERNELS=torch silences this)",
-                          stacklevel=2)
+            warnings.warn(
+                f"{err}; using the PyTorch kernels (QAC_KERNELS=torch silences this)", stacklevel=2
+            )
             _state["warned"] = True
         return False
     return True

@@ -7,7 +7,10 @@
 //   each; the backward returns dQ/dx and the two sums the parameter gradients are built from.
 //
 // Every step of the arithmetic is done in the tensor's own dtype, in the same order as the
-// eager PyTorch reference, so the results are bitwise identical to it (the tests check this).
+// eager PyTorch reference, so the results are bitwise identical to it, NaN and Inf included
+// (NaN in the same places; payloads are not kept alike even among PyTorch's own code paths; the
+// tests check this; one exception, a zero's sign, is documented at step_block). The quantizer's two
+// parameter-gradient sums are the exception to "same order": see quantize_backward.
 // Compiled with -ffp-contract=off so that a*b+c is never fused into an FMA.
 
 #include <torch/extension.h>
@@ -29,14 +32,31 @@ void check_dense(const torch::Tensor& t, const char* name) {
   TORCH_CHECK(t.is_non_overlapping_and_dense(), name, " must be dense (got strides ", t.strides(), ")");
 }
 
+// Whether a and b (same sizes, both dense) put every element at the same offset, i.e. can be
+// walked as one flat array together. Strides of size-1 dimensions never matter (a [1, C, 1, 1]
+// tensor is both contiguous and channels_last), and empty tensors have nothing to walk.
+bool same_flat_layout(const torch::Tensor& a, const torch::Tensor& b) {
+  if (a.sizes() != b.sizes()) return false;
+  if (a.numel() == 0) return true;
+  if (!a.is_non_overlapping_and_dense() || !b.is_non_overlapping_and_dense()) return false;
+  for (int64_t d = 0; d < a.dim(); ++d) {
+    if (a.size(d) > 1 && a.stride(d) != b.stride(d)) return false;
+  }
+  return true;
+}
+
 // One time step for n elements: m = v + I; out = v_th * H(m - v_th); v = m - out.
+// As the PyTorch reference (spike = clip(floor(m / v_th), 0, 1) * v_th, v_th > 0 finite), a NaN
+// m emits NaN (m itself) at this and every later step; m = +-Inf emits v_th / 0. The only difference: where m / v_th is -0.0 (m = -0.0, or a negative m so small
+// that the quotient underflows) the reference emits -0.0 and this emits +0.0 (equal as values).
 template <typename scalar_t>
 inline void step_block(const scalar_t* __restrict__ c, scalar_t* __restrict__ ot,
                        scalar_t* __restrict__ v, const scalar_t* __restrict__ th, int64_t n) {
 #pragma omp simd
   for (int64_t i = 0; i < n; ++i) {
     const scalar_t m = v[i] + c[i];                                      // m(t) = v(t-1) + I(t)
-    const scalar_t spike = th[i] * static_cast<scalar_t>(m >= th[i]);   // v_th * H(m - v_th)
+    const scalar_t fired = th[i] * static_cast<scalar_t>(m >= th[i]);   // v_th * H(m - v_th)
+    const scalar_t spike = m == m ? fired : m;                           // NaN propagates
     ot[i] = spike;
     v[i] = m - spike;                                                    // soft reset
   }
@@ -48,7 +68,19 @@ void if_simulate(torch::Tensor current, torch::Tensor out, torch::Tensor v0, tor
   const int64_t T = out.size(0);
   const int64_t T_in = current.size(0);
   TORCH_CHECK(T_in == 1 || T_in == T, "current has ", T_in, " steps, out has ", T);
+  TORCH_CHECK(current.scalar_type() == out.scalar_type() && v0.scalar_type() == out.scalar_type() &&
+                  vth.scalar_type() == out.scalar_type(),
+              "if_simulate: current, out, v0 and v_th must share one dtype");
   const int64_t N = out[0].numel();
+  if (N == 0 || T == 0) return;
+  TORCH_CHECK(same_flat_layout(current[0], out[0]), "if_simulate: current and out steps must share "
+              "one dense layout (got strides ", current.strides(), " and ", out.strides(), ")");
+  TORCH_CHECK(T == 1 || out.stride(0) >= N, "if_simulate: out steps overlap");
+  TORCH_CHECK(T_in == 1 || current.stride(0) >= N, "if_simulate: current steps overlap");
+  TORCH_CHECK(v0.numel() == 1 || same_flat_layout(v0, out[0]), "if_simulate: v0 must be a scalar "
+              "or share the layout of one step");
+  TORCH_CHECK(vth.numel() == 1 || same_flat_layout(vth, out[0]), "if_simulate: v_th must be a "
+              "scalar or share the layout of one step");
   const int64_t in_step = T_in == 1 ? 0 : current.stride(0);
   const int64_t out_step = out.stride(0);
   const bool v0_scalar = v0.numel() == 1;
@@ -97,6 +129,10 @@ void time_mean(torch::Tensor x, torch::Tensor out) {
   const int64_t T = x.size(0);
   const int64_t N = out.numel();
   const int64_t step = x.stride(0);
+  TORCH_CHECK(x.scalar_type() == out.scalar_type(), "time_mean: x and out must share one dtype");
+  if (N == 0 || T == 0) return;
+  TORCH_CHECK(same_flat_layout(x[0], out), "time_mean: the steps of x and out must share one "
+              "dense layout (got strides ", x.strides(), " and ", out.strides(), ")");
   AT_DISPATCH_FLOATING_TYPES(out.scalar_type(), "time_mean", [&] {
     const scalar_t* px = x.data_ptr<scalar_t>();
     scalar_t* po = out.data_ptr<scalar_t>();
@@ -165,13 +201,17 @@ void quantize_block(const typename E::raw* __restrict__ px, typename E::raw* __r
   }
 }
 
-// dQ/dx = g on 0 < x < alpha (else 0); sums of g*(Q - x) there and of g where x >= alpha.
-// (The boundary points, measure zero, are classified as PyTorch's hardtanh_backward does, so
-// both backends give the same dQ/dx bitwise.)
-// The sums run in double: per block of kBlock elements over kLanes fixed interleaved lanes
-// (element i to lane i % kLanes) added in a fixed order, blocks in order within fixed chunks,
-// chunks in order. The loops vectorise without reassociation, and the result is the same on
-// every CPU, vector width and thread count.
+// "inside" = not (x <= 0 or x >= alpha): 0 < x < alpha, and NaN x (PyTorch's hardtanh_backward
+// test, so the boundary points, measure zero, and NaN are classified as the reference does).
+// dQ/dx = g inside (else 0); the sums are of g*(Q - x) inside (NaN for a NaN x) and of g where
+// x >= alpha (+Inf included, -Inf and NaN not). Each term is the dtype value the PyTorch path
+// computes; the sums run in double: per block of kBlock elements over kLanes fixed interleaved
+// lanes (element i to lane i % kLanes) added in a fixed order, blocks in order within fixed
+// chunks, chunks in order. The loops vectorise without reassociation, and the result is the
+// same on every CPU, vector width and thread count. The PyTorch path adds the same terms in
+// double in its own order: the two sums are bitwise equal whenever the double sum is exact
+// (terms spanning fewer than 53 - 24 - log2(N) binades for float32; practically always for
+// bfloat16) and otherwise differ by a few double ulps, which may move the rounded sum by 1 ulp.
 constexpr int64_t kLanes = 8;
 
 template <typename E>
@@ -185,10 +225,12 @@ void backward_block(const typename E::raw* __restrict__ px, const typename E::ra
   for (int64_t i = 0; i < n; ++i) {  // elementwise: dQ/dx and each element's two terms
     const op x = E::load(px, i);
     const op g = E::load(pg, i);
-    const bool inside = (x > op(0)) & (x < a);
+    const bool inside = !(x <= op(0)) & !(x >= a);  // hardtanh_backward's test: NaN is inside
     const op q = quantize_value<E>(x, k, inv, L);
     pgx[i] = inside ? pg[i] : typename E::raw(0);
-    term_in[i] = inside ? static_cast<double>(g) * (static_cast<double>(q) - static_cast<double>(x)) : 0.0;
+    // the term exactly as eager PyTorch computes grad * (Q - x) (rounded to the dtype twice)
+    const op term = E::round(g * E::round(q - x));
+    term_in[i] = inside ? static_cast<double>(term) : 0.0;
     term_above[i] = x >= a ? static_cast<double>(g) : 0.0;
   }
   double acc_in[kLanes] = {0}, acc_above[kLanes] = {0};
@@ -237,8 +279,9 @@ torch::Tensor quantize_forward(torch::Tensor x, double scale, double inv_scale, 
 std::vector<torch::Tensor> quantize_backward(torch::Tensor grad, torch::Tensor x, double alpha,
                                              double scale, double inv_scale, double levels) {
   check_dense(x, "x");
-  if (grad.strides() != x.strides()) grad = grad.contiguous(x.suggest_memory_format());
-  TORCH_CHECK(grad.strides() == x.strides(), "grad and x must share a memory layout");
+  TORCH_CHECK(grad.sizes() == x.sizes(), "grad has shape ", grad.sizes(), ", x has ", x.sizes());
+  TORCH_CHECK(grad.scalar_type() == x.scalar_type(), "grad and x must share one dtype");
+  if (!same_flat_layout(grad, x)) grad = torch::empty_like(x).copy_(grad);  // x's dense strides
   auto grad_x = torch::empty_like(x);
   const int64_t N = x.numel();
   const int64_t chunks = std::max<int64_t>(1, (N + kGrain - 1) / kGrain);

@@ -220,6 +220,22 @@ def _row(
     return row
 
 
+
+def _calibration_note(record: dict[str, Any] | None) -> str:
+    """'; calibration reverted (...)' when the revert rule fired, else ''."""
+    if not record or not record.get("reverted"):
+        return ""
+    note = (
+        f"; calibration reverted: its loss did not drop ({record['loss_before']:.4g} -> "
+        f"{record['loss_after']:.4g}), original v0/v_th kept"
+    )
+    if record.get("snn_acc_before") is not None and record.get("snn_acc_after") is not None:
+        note += (
+            f" (SNN accuracy {record['snn_acc_before']:.2f}% before, "
+            f"{record['snn_acc_after']:.2f}% with the discarded calibrated state)"
+        )
+    return note
+
 def _model_rows(
     path: str | Path, data: dict[str, Any], ident: EvalId, scale: str, main_policy: str
 ) -> list[dict[str, Any]]:
@@ -256,12 +272,15 @@ def _model_rows(
     if ident.case == 4:
         seen: set[tuple[str, ...]] = set()
 
+        cal_note = _calibration_note(data.get("calibration"))
+
         def add(table: str, quantity: str, value: Any, st: dict[str, Any], **keys: Any) -> None:
             ident_key = (table, quantity, *(f"{k}={v}" for k, v in sorted(keys.items())))
             if ident_key in seen:  # first run of a setting wins
                 return
             seen.add(ident_key)
-            rows.append(_row(ctx, table, quantity, value, note=f"setting {st['text']}", **keys))
+            note = f"setting {st['text']}" + (cal_note if st["cal"] else "")
+            rows.append(_row(ctx, table, quantity, value, note=note, **keys))
 
         for st, run in parsed:
             pol = st["policy"]

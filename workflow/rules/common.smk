@@ -73,15 +73,29 @@ def quoted(args):
 
 
 def check_datasets():
-    """Fail before any job runs when a configured dataset is missing (one clear message)."""
-    from qac.data import DatasetNotFoundError, check_source
+    """Fail before any job runs (one clear message each) when the jobs' device is missing, a
+    configured dataset is missing, or a dataset is given options its source does not take."""
+    import qac.data
+    from qac.runtime import DeviceError, resolve_device
 
+    if workflow.local_exec:  # cluster jobs find their GPU on the compute nodes
+        try:
+            resolve_device(CFG["device"])
+        except DeviceError as exc:
+            raise WorkflowError(str(exc)) from None
     for dataset in sorted({m.dataset for m in all_models(CFG)}):
         source = CFG["datasets"][dataset]
+        options = CFG.get("data_options", {}).get(dataset, {})
         try:
-            check_source(source, root=CFG["data_root"])
-        except DatasetNotFoundError as exc:
+            qac.data.check_source(source, root=CFG["data_root"])
+            qac.data.check_options(source, options, where=f"data_options.{dataset}")
+        except qac.data.DatasetNotFoundError as exc:
             raise WorkflowError(
                 f"dataset {dataset} ({source}) is missing: {exc} -- or set "
                 f"datasets.{dataset}: null to skip the experiments that need it"
+            ) from None
+        except (ValueError, TypeError) as exc:  # qac.data.DatasetError, DatasetOptionError
+            clear = f" (--config 'data_options={{{dataset}: null}}' clears the preset's options)"
+            raise WorkflowError(
+                f"dataset {dataset} ({source}): {exc}{clear if isinstance(exc, TypeError) else ''}"
             ) from None

@@ -1,5 +1,8 @@
 # Quantization-aware training (Algorithm 1, lines 1-21): one checkpoint per model id, trained
-# once and reused by every experiment; evaluation-only options never retrain.
+# once and reused by every experiment; evaluation-only options never retrain. A changed training
+# option reruns the job: Snakemake deletes model.pt, and `qac train` trains the new configuration
+# in <model dir>/runs/<fingerprint>/ beside the old run (kept, and copied back without retraining
+# if the option is changed back); model.pt, metrics.json and log.jsonl appear when it completes.
 
 
 rule train:
