@@ -1,4 +1,4 @@
-"""The five measurements of the performance issue; each returns a list of result rows.
+"""The measurements of the performance issue and the augmentation cost; each returns result rows.
 
 1. ``snn_inference``: our simulator against SpikingJelly on the same converted network.
 2. ``dense_bound``: our simulator against sum_l T_l * t_l (layer l's ANN time, T_l its steps).

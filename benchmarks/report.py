@@ -82,6 +82,21 @@ SECTIONS: list[tuple[str, str, list[tuple[str, str, str]]]] = [
             ("met", "met", "b"),
         ],
     ),
+    (
+        "augment",
+        "6. CIFAR training augmentation (QCFS recipe) vs one QAC ResNet-20 training step",
+        [
+            ("pipeline", "pipeline", "s"),
+            ("device", "device", "s"),
+            ("batch", "batch", "d"),
+            ("ms / batch", "ms_per_batch", ".1f"),
+            ("img/s", "img_s", ".0f"),
+            ("/ step fp32", "x_step_fp32", ".3f"),
+            ("/ step bf16", "x_step_bf16", ".3f"),
+            ("/ ours (full)", "x_ours_full", ".2f"),
+            ("the recipe", "recipe", "yn"),
+        ],
+    ),
 ]
 
 
@@ -90,6 +105,8 @@ def _cell(value: Any, fmt: str) -> str:
         return "–"
     if fmt == "b":
         return "yes" if value else "**NO**"
+    if fmt == "yn":  # a property, not a target
+        return "yes" if value else "no"
     if fmt == "s":
         return ", ".join(map(str, value)) if isinstance(value, list) else str(value)
     return format(value, fmt)
@@ -194,6 +211,16 @@ def summary(result: dict) -> str:
             f"QCFS sweep T in {{{', '.join(map(str, r['timesteps']))}}} ({r['arch']}): one pass "
             f"{r['one_pass_s']:.2f} s vs {r['separate_s']:.2f} s for separate runs, "
             f"{r['speedup']:.2f}x (ideal {r['ideal_speedup']:.2f}x)."
+        )
+    rows = {r["pipeline"]: r for r in sec.get("augment", [])}
+    if "ours: full recipe" in rows:
+        ours, step = rows["ours: full recipe"], rows["train step fp32"]
+        tv = rows.get("torchvision v2 per image (Cutout)", {})
+        out.append(
+            f"Augmentation (crop+flip+AutoAugment+Cutout, batch {ours['batch']}): our loader "
+            f"{ours['ms_per_batch']:.1f} ms/batch = {ours['x_step_fp32']:.3f} of an fp32 step "
+            f"({step['ms_per_batch']:.0f} ms), {ours['x_step_bf16']:.3f} of a bf16 step; "
+            f"torchvision v2 per image {tv.get('x_ours_full', math.nan):.1f}x ours."
         )
     for r in sec.get("workflow", []):
         if r.get("seconds") is not None:

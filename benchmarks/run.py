@@ -20,12 +20,12 @@ from pathlib import Path
 
 import torch
 
-from benchmarks import cases
+from benchmarks import augment, cases
 from benchmarks.report import markdown, write_json, write_markdown
 from qac import kernels
 from qac.runtime import resolve_device, set_threads, tune_allocator
 
-SECTIONS = ("snn", "dense", "qat", "sweep", "workflow")
+SECTIONS = ("snn", "dense", "qat", "sweep", "workflow", "augment")
 
 
 def _cpu_name() -> str:
@@ -65,7 +65,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto", help="auto (default), cpu or cuda")
     p.add_argument("--quick", action="store_true", help="batch 32, 2 rounds, fewer cases")
     p.add_argument("--only", default=",".join(SECTIONS), help=f"comma list of {SECTIONS}")
-    p.add_argument("--batch", type=int, default=None, help="batch size (default 128; quick: 32)")
+    p.add_argument(
+        "--batch", type=int, default=None, help="batch size (default 128, augment 200; quick: 32)"
+    )
     p.add_argument("--rounds", type=int, default=None, help="timed rounds (default 5; quick: 2)")
     p.add_argument(
         "--out", type=Path, default=None, help="folder (default results/benchmarks/DEVICE)"
@@ -114,6 +116,10 @@ def run(args: argparse.Namespace) -> dict:
         )
     if "workflow" in only:
         add("workflow", cases.workflow())
+    if "augment" in only:  # at the paper preset's batch (200) unless --batch is given
+        rounds = s.rounds if args.quick else max(s.rounds, 7)
+        batch = args.batch or (32 if args.quick else 200)
+        add("augment", augment.augment(batch, rounds, device=device, quick=args.quick))
     return {
         "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "command": "python -m benchmarks " + " ".join(sys.argv[1:]),

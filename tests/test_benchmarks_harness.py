@@ -16,11 +16,12 @@ from qac.convert import quantizers, to_snn
 def test_quick_benchmark_run_writes_json_and_markdown(tmp_path):
     out = tmp_path / "bench"
     rc = main(
-        ["--quick", "--only", "dense,sweep,qat", "--batch", "4", "--rounds", "1", "--out", str(out)]
+        ["--quick", "--only", "dense,sweep,qat,augment", "--batch", "4", "--rounds", "1", "--out",
+         str(out)]  # fmt: skip
     )
     assert rc == 0
     result = json.loads((out / "benchmarks.json").read_text())
-    assert set(result["sections"]) == {"dense_bound", "sweep", "qat_overhead"}
+    assert set(result["sections"]) == {"dense_bound", "sweep", "qat_overhead", "augment"}
     assert result["machine"]["device"] in ("cpu", "cuda")
     assert all(row["same_accuracies"] for row in result["sections"]["sweep"])
     assert all(row["efficiency"] > 0 for row in result["sections"]["dense_bound"])
