@@ -11,6 +11,14 @@
 - wraps every stateless layer (conv, BN, linear, pooling, flatten, dropout) in
   :class:`TimeFolded`, which runs it once on the time-folded batch ``[T*B, ...]``.
 
+Any other model whose activations are quantizers (:func:`qac.prepare.prepare_qat` makes one
+from a torchvision or timm network) is traced with ``torch.fx``: its operations are checked
+(:class:`qac.prepare.UnsupportedOperationError`), TimeAlign placeholders are inserted at the
+start of every synaptic path that reads spikes unless the model has its own (so both operands
+of a residual sum or a concatenation are aligned to the neuron they feed), and its functional
+operations (``+``, ``torch.cat``, ``torch.flatten``, ``x.view(x.size(0), -1)``) run on the
+time-folded batch too (:class:`TimeFoldedOp`).
+
 The input image is encoded directly (analog current, constant over the first layer's steps) and
 the network output is the time average of the last layer.
 
@@ -24,12 +32,14 @@ time-averaged output equals Eq. 5 and the SNN reproduces the quantized ANN's log
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterator
+import operator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import torch
-from torch import nn
+from torch import fx, nn
 
+from qac import prepare
 from qac.align import AlignmentPolicy, TimeAlign
 from qac.neuron import IFNeuron
 from qac.quant import is_quantizer
@@ -38,6 +48,7 @@ __all__ = [
     "to_snn",
     "SpikingNetwork",
     "TimeFolded",
+    "TimeFoldedOp",
     "conversion_error",
     "quantizers",
     "neurons",
@@ -92,6 +103,102 @@ class TimeFolded(nn.Module):
             self.acs += dense_per_step * float(count) / x[0].numel()
         else:  # analog or averaged input; a constant ([1, ...]) input is computed once
             self.macs += float(dense_per_step) * x.shape[0]
+
+
+_OUT_OF_PLACE: dict[Callable, Callable] = {
+    operator.iadd: operator.add,
+    operator.isub: operator.sub,
+    operator.imul: operator.mul,
+    operator.itruediv: operator.truediv,
+}
+
+
+class _Signal:
+    """Marks, in a :class:`TimeFoldedOp`'s argument template, where a signal is passed."""
+
+
+class TimeFoldedOp(nn.Module):
+    """A functional operation of a traced model (``+``, ``torch.cat``, ``x.flatten(1)``,
+    ``x.view(x.size(0), -1)``, ...) run on ``[T, B, ...]`` signals with time folded into the batch.
+
+    ``template`` is the call's ``(args, kwargs)`` with :class:`_Signal` where the graph passes
+    a value computed from the input. Signal tensors are folded to ``[T*B, ...]`` (a constant
+    ``[1, B, ...]`` operand is broadcast to the T of the others; two different T > 1 are an
+    error: they need an alignment point) and the tensor results are unfolded. Sizes read from a
+    folded signal are folded sizes, which is what the views and reshapes that use them are then
+    given. In-place forms run out of place (an operand may be an aligned view shared with
+    another path).
+    """
+
+    def __init__(self, fn: Callable | str, template: Any, node: str) -> None:
+        super().__init__()
+        if isinstance(fn, str):
+            self.method = fn[:-1] if fn.endswith("_") and hasattr(torch.Tensor, fn[:-1]) else fn
+            self.fn = None
+        else:
+            self.method, self.fn = None, _OUT_OF_PLACE.get(fn, fn)
+        self.template = template
+        self.node = node
+
+    def _call(self, args: tuple, kwargs: dict) -> Any:
+        if self.fn is None:
+            return getattr(args[0], self.method)(*args[1:], **kwargs)
+        return self.fn(*args, **kwargs)
+
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        trains: list[torch.Tensor] = []
+        _map_signals((args, kwargs), self.template, lambda x: trains.append(x) or x)
+        if not trains:
+            return self._call(args, kwargs)
+        T, B = max(x.shape[0] for x in trains), trains[0].shape[1]
+        if any(x.shape[0] not in (1, T) for x in trains):
+            steps = sorted({x.shape[0] for x in trains})
+            raise ValueError(
+                f"operation {self.node!r} combines signals with {steps} timesteps; they need an "
+                "alignment point (qac.align.TimeAlign) on each operand"
+            )
+
+        def fold(x: torch.Tensor) -> torch.Tensor:
+            return x.expand(T, *x.shape[1:]).flatten(0, 1)
+
+        return _unfold(self._call(*_map_signals((args, kwargs), self.template, fold)), T, B)
+
+    def extra_repr(self) -> str:
+        return f"{self.node}: {self.method or getattr(self.fn, '__name__', self.fn)}"
+
+
+def _map_signals(value: Any, template: Any, fn: Callable[[torch.Tensor], Any]) -> Any:
+    """``value`` with ``fn`` applied to the tensors where ``template`` marks a signal."""
+    if template is _Signal:
+        return fn(value) if isinstance(value, torch.Tensor) else value
+    if isinstance(template, tuple | list) and isinstance(value, tuple | list):
+        return type(value)(_map_signals(v, t, fn) for v, t in zip(value, template, strict=True))
+    if isinstance(template, dict) and isinstance(value, dict):
+        return {k: _map_signals(v, template[k], fn) for k, v in value.items()}
+    return value
+
+
+def _unfold(y: Any, T: int, B: int) -> Any:
+    if isinstance(y, torch.Tensor) and y.dim() > 0 and y.shape[0] == T * B:
+        return y.unflatten(0, (T, B))
+    if type(y) in (tuple, list):  # split / chunk
+        return type(y)(_unfold(v, T, B) for v in y)
+    return y
+
+
+def _fold_functional_nodes(body: fx.GraphModule) -> None:
+    """Run every functional operation on signals through a :class:`TimeFoldedOp`."""
+    signals = prepare.signal_nodes(body.graph)
+    for node in list(body.graph.nodes):
+        if node not in signals or node.op not in ("call_function", "call_method"):
+            continue
+        template = fx.node.map_arg(
+            (node.args, node.kwargs), lambda a: _Signal if a in signals else a
+        )
+        name = prepare.unique_name(body, f"time_folded_ops.{node.name}")
+        body.add_submodule(name, TimeFoldedOp(node.target, template, node.name))
+        node.op, node.target = "call_module", name
+    body.recompile()
 
 
 def quantizers(model: nn.Module) -> Iterator[tuple[str, nn.Module]]:
@@ -260,7 +367,13 @@ def to_snn(
     """Convert a quantized ANN into a mixed-timestep SNN (the ANN itself is left untouched).
 
     Args:
-        model: a model from :func:`qac.models.build` with QAC or QCFS activations.
+        model: a model from :func:`qac.models.build` with QAC or QCFS activations, or any
+            other model whose activations are quantizers, e.g. from
+            :func:`qac.prepare.prepare_qat`: it is traced with ``torch.fx``, every operation
+            is checked (:class:`qac.prepare.UnsupportedOperationError` otherwise), alignment
+            points are inserted where the model has none, and the functional operations
+            (``+``, ``torch.cat``, ``torch.flatten``, views) run with time folded into the
+            batch (:class:`TimeFoldedOp`).
         policy: alignment policy name (see :data:`qac.align.POLICIES`) or object.
         v0: initial membrane potential: ``"half"`` (v_th/2), ``"zero"``, a number, or a dict
             ``{layer name: tensor}`` (e.g. from calibration).
@@ -278,9 +391,15 @@ def to_snn(
     if relus:
         raise ValueError(
             f"model has non-quantized activations ({relus[0]}, ...): build it with activation "
-            "'qac' or 'qcfs' and train it (Algorithm 1) before converting"
+            "'qac' or 'qcfs' (or qac.prepare.prepare_qat) and train it (Algorithm 1) before "
+            "converting"
         )
     body = copy.deepcopy(model).eval()
+    generic = isinstance(body, fx.GraphModule) or not any(
+        isinstance(m, TimeAlign) for m in body.modules()
+    )
+    if generic:  # not from qac.models: trace, check and find the alignment points
+        body = prepare.for_conversion(body)
     found = list(quantizers(body))
     if not found:
         raise ValueError("model has no QAC/QCFS quantizers to convert into IF neurons")
@@ -310,6 +429,8 @@ def to_snn(
             module.policy = policy
         elif not list(module.children()) and not isinstance(module, IFNeuron):
             _replace(body, name, TimeFolded(module))
+    if generic:
+        _fold_functional_nodes(body)
     return SpikingNetwork(body, policy, micro_batch=micro_batch)
 
 
