@@ -3,8 +3,18 @@
 Every check takes a tidy results frame with the columns of the reference CSV
 (``table, dataset, architecture, method, quantity, T, L, k, alignment, calibration, value,
 unit, note``; optionally ``scale`` and ``case``) and returns a :class:`ClaimResult` whose
-``status`` is ``"holds"``, ``"fails"`` or ``"not-run"`` (inputs missing - never ``"holds"``),
-with the numbers behind the verdict in ``evidence``.
+``status`` is ``"holds"``, ``"fails"``, ``"inconclusive"`` (this run cannot tell: an interval
+contains the boundary) or ``"not-run"`` (inputs missing - never ``"holds"``), with the numbers
+behind the verdict in ``evidence``.
+
+Uncertainty. Every accuracy comparison inside C2-C7 is a difference A - B in percentage points
+with a 95 % interval (:func:`qac.uncertainty.accuracy_difference`): *paired* on the test images
+(exact McNemar test and its dual exact interval) when both rows carry per-image records
+(columns ``per_image``, ``n``, ``labels`` of :func:`qac.report.collect`) of the same test
+images; else *unpaired* (Newcombe's interval) when both rows have ``n``; else *point* (the
+paper's own numbers, old results), where the verdict is the plain comparison. Which one was
+used is in each test's ``method``. The rule of each claim is in its check's docstring; a claim
+over several groups fails if any group fails, holds if all hold, else is inconclusive.
 
 The same checks run on the paper's own numbers (``check_all(load_reference())``), which is
 a useful self-consistency test of the paper.
@@ -34,6 +44,15 @@ from typing import Any, Literal
 import pandas as pd
 
 from qac.reference import load_paper_claims, normalize_frame
+from qac.uncertainty import (
+    Accuracy,
+    PerImage,
+    accuracy_difference,
+    combine,
+    verdict_greater,
+    verdict_not_lower,
+    verdict_within,
+)
 
 __all__ = [
     "Status",
@@ -55,7 +74,7 @@ __all__ = [
     "check_paper_claims",
 ]
 
-Status = Literal["holds", "fails", "not-run"]
+Status = Literal["holds", "fails", "inconclusive", "not-run"]
 
 #: The four temporal alignments of Table 4 (expansion + reduction).
 ALIGNMENTS: tuple[str, ...] = ("repl+aver", "repl+trunc", "aver+trunc", "aver+aver")
@@ -85,7 +104,7 @@ class ClaimResult:
     Attributes:
         id: claim id (``C1`` ... ``C7`` or a ``paper_claims.yaml`` id).
         title: one-line statement of the claim.
-        status: ``holds``, ``fails`` or ``not-run`` (inputs missing).
+        status: ``holds``, ``fails``, ``inconclusive`` or ``not-run`` (inputs missing).
         details: human-readable explanation with the key numbers.
         evidence: the numbers behind the verdict (one dict per compared item).
     """
@@ -173,6 +192,94 @@ def _mean_by(sub: pd.DataFrame, col: str) -> dict[Any, float]:
     return {_clean(k): float(v) for k, v in sub.groupby(col, dropna=True)["value"].mean().items()}
 
 
+def _accuracy_of(rows: pd.DataFrame) -> Accuracy:
+    """The accuracy of rows sharing one key: one row (or identical copies) keeps its ``n`` and
+    per-image record; several different rows (e.g. seeds) give their mean, without ``n``."""
+    first = rows.iloc[0]
+    distinct = rows.drop_duplicates(subset=[c for c in ("value", "per_image") if c in rows])
+    if len(distinct) > 1:
+        return Accuracy(float(rows["value"].astype(float).mean()))
+    n, record = _clean(first.get("n")), _clean(first.get("per_image"))
+    n = int(n) if n else None
+    per_image = None
+    if n and record:
+        labels = _clean(first.get("labels"))
+        labels = None if labels is None else str(labels)  # a CSV may read all-digit hex as int
+        per_image = PerImage.from_json({"n": n, "correct": record, "labels": labels})
+    return Accuracy(float(first["value"]), n, per_image)
+
+
+def _acc_by(sub: pd.DataFrame, col: str) -> dict[Any, Accuracy]:
+    """:func:`_accuracy_of` per distinct ``col`` value."""
+    return {_clean(k): _accuracy_of(rows) for k, rows in sub.groupby(col, dropna=True)}
+
+
+_RULES: dict[str, Callable[..., str]] = {
+    "greater": verdict_greater,
+    "not_lower": verdict_not_lower,
+    "within": verdict_within,
+}
+
+
+def _test(
+    a: str, b: str, acc_a: Accuracy, acc_b: Accuracy, rule: str, bound: float = 0.0, **kw: Any
+) -> dict[str, Any]:
+    """One comparison A - B: its difference, 95 % interval, method and verdict under ``rule``
+    (``greater``: A - B > bound; ``not_lower``: A - B >= -bound; ``within``: |A - B| <= bound)."""
+    d = accuracy_difference(acc_a, acc_b)
+    verdict = _RULES[rule](d, bound, **kw)
+    text = {
+        "greater": f"A - B {'>' if kw.get('strict', True) else '>='} {bound:g}",
+        "not_lower": f"A - B >= {-bound:g}",
+        "within": f"abs(A - B) <= {bound:g}",
+    }[rule]
+    return {"a": a, "b": b, **d.as_dict(), "rule": text, "verdict": verdict}
+
+
+def _describe(test: Mapping[str, Any]) -> str:
+    """``A - B = +1.23 pp [-0.40, +2.90] (paired)``."""
+    text = f"{test['a']} - {test['b']} = {test['diff']:+.2f} pp"
+    if test["method"] != "point":
+        text += f" [{test['ci_low']:+.2f}, {test['ci_high']:+.2f}]"
+    return text + f" ({test['method']})"
+
+
+def _ok(verdict: str) -> bool | None:
+    """True / False for holds / fails, None for inconclusive."""
+    return {"holds": True, "fails": False}.get(verdict)
+
+
+def _overall(evidence: Sequence[Mapping[str, Any]]) -> Status:
+    """The claim's status from its groups' verdicts (not-run without any)."""
+    verdicts = [e["verdict"] for e in evidence if "verdict" in e]
+    return combine(verdicts) if verdicts else "not-run"
+
+
+def _tally(evidence: Sequence[Mapping[str, Any]]) -> str:
+    """``2 hold, 1 fails, 3 inconclusive of 6 groups``."""
+    verdicts = [e["verdict"] for e in evidence if "verdict" in e]
+    counts = {v: verdicts.count(v) for v in ("holds", "fails", "inconclusive")}
+    return (
+        f"{counts['holds']} hold, {counts['fails']} fail, {counts['inconclusive']} "
+        f"inconclusive of {len(verdicts)} groups"
+    )
+
+
+def _not_holding(evidence: Sequence[Mapping[str, Any]]) -> str:
+    """'; not holding: group (test, verdict); ...' for the groups that do not hold."""
+    parts = []
+    for e in evidence:
+        if e.get("verdict") in (None, "holds"):
+            continue
+        bad = [t for t in e["tests"] if t["verdict"] != "holds"]
+        parts.append(
+            f"{e['group']} {e['verdict']} ("
+            + ", ".join(f"{_describe(t)} {t['verdict']}" for t in bad)
+            + ")"
+        )
+    return "; not holding: " + "; ".join(parts) if parts else ""
+
+
 # ----------------------------------------------------------------------------- C1
 
 
@@ -181,6 +288,7 @@ def check_c1_ann_equivalence(
     *,
     alignments: Sequence[str] = ("aver+aver+aver",),
     tol: float = 0.0,
+    table: str = "exactness",
 ) -> ClaimResult:
     """C1: the SNN with averaging alignment at every boundary equals its quantized ANN.
 
@@ -189,9 +297,14 @@ def check_c1_ann_equivalence(
     candidate, by ``scale``, ``case``, ``method``, ``table``, ``L``).  The claim holds when
     ``|snn - ann| <= tol`` (percentage points; default exact, plus 1e-9 float slack) for
     every pair.  Pairs whose ANN match is missing or ambiguous are reported and skipped.
+    Exact (no interval: equality is an identity, not a sampling question).  When ``results``
+    hold rows of ``table`` (our ``exactness`` table, float64), only those are used: the
+    averaging-everywhere columns of Tables 1, 3 and 5 are float32 or calibrated.
     """
     title = "SNN with averaging alignment everywhere equals its quantized ANN"
     df = _prep(results)
+    if (df["table"] == table).any():
+        df = df[df["table"] == table]
     snn = df[(df["quantity"] == "snn_acc") & df["alignment"].isin(list(alignments))]
     ann = df[df["quantity"] == "ann_acc"]
     evidence: list[dict[str, Any]] = []
@@ -270,12 +383,16 @@ def check_c2_case4_fewest_timesteps(
 
     Judged on the architectures of the paper's Fig. 2 / 11 only (``architectures``; other
     models also write fig2 rows, for Figs. 5-10). Uses rows of ``table`` (default ``fig2``)
-    with a ``case`` column (1-4) and quantities
-    ``avg_timesteps`` (``inf`` allowed, e.g. case 3) and ``ann_acc``.  Per (dataset,
-    architecture[, scale]) group the claim needs case 4 and at least one other case with
-    both quantities.  It holds for a group when case 4's average T is finite and strictly
-    below every other case's (``inf`` counts as larger) and the spread max - min of the
-    ANN accuracies over all cases is <= ``acc_tol`` pp.
+    with a ``case`` column (1-4) and quantities ``avg_timesteps`` (``inf`` allowed, e.g. case
+    3) and ``ann_acc``.  Per (dataset, architecture[, scale]) group the claim needs case 4 and
+    at least one other case with both quantities.  Rule per group:
+
+    * *fewest* (exact, timesteps are not sampled): case 4's average T is finite and strictly
+      below every other case's (``inf`` counts as larger), else the group fails;
+    * *within*: D = most accurate case - least accurate case (paired on the test images when
+      both carry per-image records): holds when D's 95 % interval lies inside
+      [-acc_tol, acc_tol], fails when it lies entirely above ``acc_tol``, inconclusive
+      otherwise (:func:`qac.uncertainty.verdict_within`).
     """
     title = "Case 4 gives the fewest avg. timesteps with ANN accuracy within 1% of other cases"
     df = _prep(results)
@@ -283,15 +400,15 @@ def check_c2_case4_fewest_timesteps(
         return ClaimResult("C2", title, "not-run", "results have no 'case' column", [])
     df = df[(df["table"] == table) & df["case"].notna() & df["architecture"].isin(architectures)]
     evidence: list[dict[str, Any]] = []
-    n_ok = n_total = 0
     for key, sub in _groups(
         df, _group_cols(df, {"table", "case", "method", "T", "L", "k", "alignment", "calibration"})
     ):
         ts = _mean_by(sub[sub["quantity"] == "avg_timesteps"], "case")
-        acc = _mean_by(sub[sub["quantity"] == "ann_acc"], "case")
         ts = {int(c): v for c, v in ts.items() if not math.isnan(v)}
-        acc = {int(c): v for c, v in acc.items() if not math.isnan(v)}
+        acc = {int(c): a for c, a in _acc_by(sub[sub["quantity"] == "ann_acc"], "case").items()}
+        acc = {c: a for c, a in acc.items() if not math.isnan(a.value)}
         others_t = {c: v for c, v in ts.items() if c != 4}
+        values = {c: a.value for c, a in acc.items()}
         if 4 not in ts or 4 not in acc or not others_t or len(acc) < 2:
             evidence.append(
                 {
@@ -299,41 +416,41 @@ def check_c2_case4_fewest_timesteps(
                     "ok": None,
                     "reason": "needs case 4 and another case with both quantities",
                     "avg_timesteps": ts,
-                    "ann_acc": acc,
+                    "ann_acc": values,
                 }
             )
             continue
         fewest = math.isfinite(ts[4]) and all(ts[4] < v for v in others_t.values())
-        spread = max(acc.values()) - min(acc.values())
-        within = spread <= acc_tol + 1e-9
-        ok = fewest and within
-        n_total += 1
-        n_ok += int(ok)
+        hi_c, lo_c = max(values, key=values.get), min(values, key=values.get)
+        test = _test(f"case {hi_c}", f"case {lo_c}", acc[hi_c], acc[lo_c], "within", acc_tol)
+        verdict = combine(["holds" if fewest else "fails", test["verdict"]])
         evidence.append(
             {
                 "group": _label(key),
                 "avg_timesteps": ts,
-                "ann_acc": acc,
+                "ann_acc": values,
                 "case4_fewest": fewest,
-                "acc_spread": spread,
-                "acc_within_tol": within,
-                "ok": ok,
+                "acc_spread": test["diff"],
+                "acc_within_tol": _ok(test["verdict"]),
+                "tests": [test],
+                "verdict": verdict,
+                "ok": _ok(verdict),
             }
         )
-    status = _status(n_ok, n_total)
+    status = _overall(evidence)
     if status == "not-run":
         details = f"no {table} group with case 4 and another case (avg_timesteps + ann_acc)"
     else:
         parts = []
         for e in evidence:
-            if e.get("ok") is None:
+            if "verdict" not in e:
                 continue
             ts_s = ", ".join(f"c{c}={_fmt(v)}" for c, v in sorted(e["avg_timesteps"].items()))
             parts.append(
                 f"{e['group']}: T[{ts_s}] case4 fewest={e['case4_fewest']}, "
-                f"ANN spread {_fmt(e['acc_spread'])} pp"
+                f"ANN spread {_describe(e['tests'][0])} ({e['tests'][0]['verdict']})"
             )
-        details = f"{n_ok}/{n_total} groups hold (acc_tol={acc_tol}); " + "; ".join(parts)
+        details = f"{_tally(evidence)} (acc_tol={acc_tol}); " + "; ".join(parts)
     return ClaimResult("C2", title, status, details, evidence)
 
 
@@ -352,46 +469,56 @@ def check_c3_alignment_ranking(
 
     Per (dataset, architecture, and any other context column) group of ``snn_acc`` rows
     whose alignment is in ``alignments``: the group needs ``best``, at least one truncation
-    alignment and at least one other alignment.  It holds when ``best`` is >= every other
-    alignment and the worst accuracy belongs to a truncation alignment
-    (``min(trunc) <= min(non-trunc)``).  With ``strict_worst`` every truncation alignment
-    must be below every non-truncation alignment (``max(trunc) < min(non-trunc)``).
+    alignment and at least one other alignment.  Differences are paired on the test images
+    when per-image records exist (the settings of one model), else unpaired or point
+    (:func:`qac.uncertainty.accuracy_difference`).  Rule per group:
+
+    * *best*: for every other alignment X, ``best - X`` "at least 0"
+      (:func:`qac.uncertainty.verdict_greater`, not strict): holds when its 95 % interval
+      lies at or above 0, fails when it lies below 0, inconclusive otherwise;
+    * *worst*: ``min(non-truncation) - min(truncation)`` (the lowest of each, by point value)
+      at least 0, the same rule; with ``strict_worst`` ``min(non-truncation) -
+      max(truncation)`` above 0 (strict: a tie fails without intervals).
+
+    The group's verdict combines its tests (fails if any fails, holds if all hold).
     """
     title = "aver+aver is the best temporal alignment, truncation the worst"
     df = _prep(results)
     df = df[(df["quantity"] == "snn_acc") & df["alignment"].isin(list(alignments))]
     evidence: list[dict[str, Any]] = []
-    n_ok = n_total = 0
     for key, sub in _groups(df, _group_cols(df, {"alignment"})):
-        vals = _mean_by(sub, "alignment")
-        trunc = {a: v for a, v in vals.items() if a in truncations}
-        non_trunc = {a: v for a, v in vals.items() if a not in truncations}
-        if best not in vals or not trunc or len(vals) < 3:
+        accs = _acc_by(sub, "alignment")
+        trunc = {a: x for a, x in accs.items() if a in truncations}
+        non_trunc = {a: x for a, x in accs.items() if a not in truncations}
+        if best not in accs or not trunc or len(accs) < 3:
             continue
-        others = {a: v for a, v in vals.items() if a != best}
-        best_ok = vals[best] >= max(others.values())
-        if strict_worst:
-            worst_ok = max(trunc.values()) < min(non_trunc.values())
-        else:
-            worst_ok = min(trunc.values()) <= min(non_trunc.values())
-        ok = best_ok and worst_ok
-        n_total += 1
-        n_ok += int(ok)
+        tests = [
+            _test(best, a, accs[best], x, "greater", strict=False)
+            for a, x in accs.items()
+            if a != best
+        ]
+        nt = min(non_trunc, key=lambda a: non_trunc[a].value)
+        pick = max if strict_worst else min
+        t = pick(trunc, key=lambda a: trunc[a].value)
+        tests.append(_test(nt, t, non_trunc[nt], trunc[t], "greater", strict=strict_worst))
+        best_v = combine(x["verdict"] for x in tests[:-1])
+        verdict = combine([best_v, tests[-1]["verdict"]])
         evidence.append(
-            {"group": _label(key), **vals, "best_ok": best_ok, "worst_ok": worst_ok, "ok": ok}
+            {
+                "group": _label(key),
+                **{a: x.value for a, x in accs.items()},
+                "best_ok": _ok(best_v),
+                "worst_ok": _ok(tests[-1]["verdict"]),
+                "tests": tests,
+                "verdict": verdict,
+                "ok": _ok(verdict),
+            }
         )
-    status = _status(n_ok, n_total)
+    status = _overall(evidence)
     if status == "not-run":
         details = f"no group with {best}, a truncation alignment and a third alignment"
     else:
-        bad = [
-            f"{e['group']} (best_ok={e['best_ok']}, worst_ok={e['worst_ok']})"
-            for e in evidence
-            if not e["ok"]
-        ]
-        details = f"{n_ok}/{n_total} groups hold (strict_worst={strict_worst})"
-        if bad:
-            details += "; fails: " + "; ".join(bad)
+        details = f"{_tally(evidence)} (strict_worst={strict_worst})" + _not_holding(evidence)
     return ClaimResult("C3", title, status, details, evidence)
 
 
@@ -408,56 +535,64 @@ def check_c4_temporal_scaling(
     """C4: accuracy rises with the timestep multiplier k and saturates by about ``k_sat``.
 
     Per group of ``snn_acc`` rows with ``k`` set (one curve per dataset/architecture and
-    context), the group needs k = 1, k = ``k_sat`` and at least one k > ``k_sat``.  Holds when
+    context), the group needs k = 1, k = ``k_sat`` and at least one k > ``k_sat``.  The
+    differences are paired on the test images when per-image records exist (one model at
+    several k).  Rule per group (each test as in :mod:`qac.uncertainty`):
 
-    * *rises*: ``acc(k_sat) > acc(1)`` and no step between consecutive k drops by more than
-      ``dip_tol`` pp (small dips such as Table 5's 67.20 -> 67.01 are tolerated and listed);
-    * *saturates*: every ``acc(k)`` for k > ``k_sat`` is within ``sat_tol`` pp of
-      ``acc(k_sat)``.
+    * *rises*: ``acc(k_sat) - acc(1)`` above 0 (holds when its 95 % interval lies above 0,
+      fails when below, else inconclusive), and no step between consecutive k lowers
+      accuracy by more than ``dip_tol`` pp (``verdict_not_lower``: a step fails when its
+      whole interval lies below ``-dip_tol``, is inconclusive when part of it does; small
+      dips such as Table 5's 67.20 -> 67.01 are tolerated and listed);
+    * *saturates*: every ``acc(k) - acc(k_sat)`` for k > ``k_sat`` within ``sat_tol`` pp
+      (``verdict_within``: holds when its interval lies inside [-sat_tol, sat_tol], fails
+      when it lies entirely outside).
     """
     title = f"Accuracy rises with k and saturates by about {k_sat}T"
     df = _prep(results)
     df = df[(df["quantity"] == "snn_acc") & df["k"].notna()]
     evidence: list[dict[str, Any]] = []
-    n_ok = n_total = 0
     for key, sub in _groups(df, _group_cols(df, {"k"})):
-        acc = {int(k): v for k, v in _mean_by(sub, "k").items()}
-        ks = sorted(acc)
-        if 1 not in acc or k_sat not in acc or not any(k > k_sat for k in ks):
+        accs = {int(k): a for k, a in _acc_by(sub, "k").items()}
+        ks = sorted(accs)
+        if 1 not in accs or k_sat not in accs or not any(k > k_sat for k in ks):
             continue
-        steps = [(a, b, acc[b] - acc[a]) for a, b in zip(ks[:-1], ks[1:], strict=True)]
-        dips = [(a, b, d) for a, b, d in steps if d < 0]
-        rises = acc[k_sat] > acc[1] and all(d >= -dip_tol - 1e-9 for _, _, d in steps)
-        post = [abs(acc[k] - acc[k_sat]) for k in ks if k > k_sat]
-        saturates = max(post) <= sat_tol + 1e-9
-        ok = rises and saturates
-        n_total += 1
-        n_ok += int(ok)
+        rise = _test(f"{k_sat}T", "1T", accs[k_sat], accs[1], "greater")
+        steps = [
+            _test(f"{b}T", f"{a}T", accs[b], accs[a], "not_lower", dip_tol)
+            for a, b in zip(ks[:-1], ks[1:], strict=True)
+        ]
+        post = [
+            _test(f"{k}T", f"{k_sat}T", accs[k], accs[k_sat], "within", sat_tol)
+            for k in ks
+            if k > k_sat
+        ]
+        rises = combine([rise["verdict"], *(s["verdict"] for s in steps)])
+        saturates = combine(p["verdict"] for p in post)
+        verdict = combine([rises, saturates])
         evidence.append(
             {
                 "group": _label(key),
-                "acc_by_k": acc,
-                "gain_1_to_ksat": acc[k_sat] - acc[1],
-                "dips": [f"{a}T->{b}T {d:+.2f}" for a, b, d in dips],
-                "max_dev_after_ksat": max(post),
+                "acc_by_k": {k: a.value for k, a in accs.items()},
+                "gain_1_to_ksat": rise["diff"],
+                "dips": [f"{s['b']}->{s['a']} {s['diff']:+.2f}" for s in steps if s["diff"] < 0],
+                "max_dev_after_ksat": max(abs(p["diff"]) for p in post),
                 "rises": rises,
                 "saturates": saturates,
-                "ok": ok,
+                "tests": [rise, *steps, *post],
+                "verdict": verdict,
+                "ok": _ok(verdict),
             }
         )
-    status = _status(n_ok, n_total)
+    status = _overall(evidence)
     if status == "not-run":
         details = f"no curve with k=1, k={k_sat} and some k>{k_sat}"
     else:
-        details = (
-            f"{n_ok}/{n_total} curves hold (k_sat={k_sat}, sat_tol={sat_tol}, dip_tol={dip_tol})"
-        )
+        details = f"{_tally(evidence)} (k_sat={k_sat}, sat_tol={sat_tol}, dip_tol={dip_tol})"
         dips = [f"{e['group']}: {', '.join(e['dips'])}" for e in evidence if e["dips"]]
         if dips:
             details += "; dips: " + "; ".join(dips)
-        bad = [e["group"] for e in evidence if not e["ok"]]
-        if bad:
-            details += "; fails: " + ", ".join(bad)
+        details += _not_holding(evidence)
     return ClaimResult("C4", title, status, details, evidence)
 
 
@@ -477,60 +612,70 @@ def check_c5_qcfs_aver(
     """C5: QCFS+aver beats QCFS at small T and equals it at T = 1.
 
     ``snn_acc`` rows of methods ``base`` and ``aver`` are paired on (dataset, architecture,
-    L, T and context).  Holds when every pair with T in ``small_T`` has
-    ``aver - base > min_gain`` and every T = 1 pair has ``|aver - base| <= t1_tol`` (default
-    exact: at T = 1 there is nothing to align).  Needs at least one small-T pair and, with
-    ``require_t1``, one T = 1 pair.  Pairs at larger T are reported (``counts=False``) but do
-    not affect the status - the paper's "consistently outperforms" at every T is a separate
-    text claim (``sec7.6-consistently-outperforms``).
+    L, T and context); the difference ``aver - base`` is paired on the test images when both
+    carry per-image records (one model, two simulations).  Rule:
+
+    * T in ``small_T``: ``aver - base`` above ``min_gain`` (holds when its 95 % interval lies
+      above ``min_gain``, fails when below, inconclusive otherwise; without an interval a tie
+      fails);
+    * T = 1: exact (at T = 1 there is nothing to align, so this is an identity, not a
+      sampling question): holds when ``|aver - base| <= t1_tol``, else fails.
+
+    Needs at least one small-T pair and, with ``require_t1``, one T = 1 pair.  Pairs at
+    larger T are reported (``counts=False``) but do not affect the status - the paper's
+    "consistently outperforms" at every T is a separate text claim
+    (``sec7.6-consistently-outperforms``).
     """
     title = "QCFS+aver beats QCFS at small T (2-4) and equals it at T=1"
     df = _prep(results)
     df = df[(df["quantity"] == "snn_acc") & df["method"].isin([base, aver]) & df["T"].notna()]
     evidence: list[dict[str, Any]] = []
-    small_ok = small_n = t1_ok = t1_n = 0
     for key, sub in _groups(df, _group_cols(df, {"method"})):
-        vals = _mean_by(sub, "method")
-        if base not in vals or aver not in vals:
+        accs = _acc_by(sub, "method")
+        if base not in accs or aver not in accs:
             continue
         T = int(key["T"])
-        diff = vals[aver] - vals[base]
+        test = _test(aver, base, accs[aver], accs[base], "greater", min_gain)
         item = {
             "group": _label({k: v for k, v in key.items() if k != "T"}),
             "T": T,
-            base: vals[base],
-            aver: vals[aver],
-            "diff": diff,
+            base: accs[base].value,
+            aver: accs[aver].value,
+            "diff": test["diff"],
         }
         if T in small_T:
-            ok = diff > min_gain
-            small_n += 1
-            small_ok += int(ok)
-            item.update(kind="small-T", counts=True, ok=ok)
+            item.update(kind="small-T", counts=True, tests=[test], verdict=test["verdict"])
         elif T == 1:
-            ok = abs(diff) <= t1_tol + 1e-9
-            t1_n += 1
-            t1_ok += int(ok)
-            item.update(kind="T=1", counts=True, ok=ok)
+            exact = "holds" if abs(test["diff"]) <= t1_tol + 1e-9 else "fails"
+            test = {**test, "rule": f"exact |diff| <= {t1_tol}", "verdict": exact}
+            item.update(kind="T=1", counts=True, tests=[test], verdict=exact)
         else:
-            item.update(kind="larger-T", counts=False, ok=diff > 1e-9, tie=abs(diff) <= 1e-9)
+            tie = abs(test["diff"]) <= 1e-9
+            item.update(kind="larger-T", counts=False, ok=test["diff"] > 1e-9, tie=tie)
+            item["info_verdict"] = test["verdict"]
+        if item["counts"]:
+            item["ok"] = _ok(item["verdict"])
         evidence.append(item)
-    if small_n == 0 or (require_t1 and t1_n == 0):
-        miss = "small-T" if small_n == 0 else "T=1"
+    counted = [e for e in evidence if e["counts"]]
+    n_small = sum(e["kind"] == "small-T" for e in evidence)
+    n_t1 = sum(e["kind"] == "T=1" for e in evidence)
+    if n_small == 0 or (require_t1 and n_t1 == 0):
+        miss = "small-T" if n_small == 0 else "T=1"
         return ClaimResult("C5", title, "not-run", f"no {base}/{aver} pairs at {miss}", evidence)
-    ok_all = small_ok == small_n and t1_ok == t1_n
-    status: Status = "holds" if ok_all else "fails"
+    status = _overall(counted)
+    details = (
+        f"small T (gain > {min_gain}): {_tally([e for e in counted if e['kind'] == 'small-T'])}; "
+        f"T=1 (equal within {t1_tol}): {_tally([e for e in counted if e['kind'] == 'T=1'])}"
+    )
+    bad = [e for e in counted if e["verdict"] != "holds"]
+    if bad:
+        details += "; not holding: " + "; ".join(
+            f"{e['group']} T={e['T']}: {_fmt(e[base])} vs {_fmt(e[aver])} "
+            f"({_describe(e['tests'][0])}, {e['verdict']})"
+            for e in bad
+        )
     larger = [e for e in evidence if e["kind"] == "larger-T"]
     larger_bad = [e for e in larger if not e["ok"]]
-    details = (
-        f"small T {small_ok}/{small_n} pairs with gain > {min_gain}; "
-        f"T=1 {t1_ok}/{t1_n} pairs equal within {t1_tol}"
-    )
-    bad = [e for e in evidence if e["counts"] and not e["ok"]]
-    if bad:
-        details += "; fails: " + "; ".join(
-            f"{e['group']} T={e['T']}: {_fmt(e[base])} vs {_fmt(e[aver])}" for e in bad
-        )
     if larger:
         details += (
             f"; info (not counted): at larger T {aver} <= {base} in "
@@ -552,42 +697,51 @@ def check_c5_qcfs_aver(
 
 
 def check_c6_calibration(results: pd.DataFrame, *, tol: float = 0.0) -> ClaimResult:
-    """C6: calibration improves accuracy (``base+cal >= base - tol`` for every pair).
+    """C6: calibration does not lower accuracy (``base+cal`` vs ``base``).
 
-    ``snn_acc`` rows with ``calibration`` ``base`` and ``base+cal`` are paired on dataset,
-    architecture and context.  Not-run when no pair exists.
+    ``snn_acc`` rows with ``calibration`` ``base`` and ``base+cal`` and no ``alignment``
+    (the main policy; Table 3's averaging-everywhere columns are not the paper's claim) are
+    paired on dataset, architecture and context; ``base+cal - base`` is paired on the test
+    images when both carry per-image records.  Rule (:func:`qac.uncertainty.
+    verdict_not_lower`): fails when the difference's whole 95 % interval lies below
+    ``-tol``, holds when none of it does, inconclusive otherwise (without an interval:
+    holds when ``base+cal >= base - tol``).  Not-run when no pair exists.
     """
     title = "Calibration (base+cal) does not lower accuracy vs base"
     df = _prep(results)
-    df = df[(df["quantity"] == "snn_acc") & df["calibration"].isin(["base", "base+cal"])]
+    df = df[
+        (df["quantity"] == "snn_acc")
+        & df["calibration"].isin(["base", "base+cal"])
+        & df["alignment"].isna()
+    ]
     evidence: list[dict[str, Any]] = []
-    n_ok = n_total = 0
     for key, sub in _groups(df, _group_cols(df, {"calibration"})):
-        vals = _mean_by(sub, "calibration")
-        if "base" not in vals or "base+cal" not in vals:
+        accs = _acc_by(sub, "calibration")
+        if "base" not in accs or "base+cal" not in accs:
             continue
-        diff = vals["base+cal"] - vals["base"]
-        ok = diff >= -tol - 1e-9
-        n_total += 1
-        n_ok += int(ok)
+        test = _test("base+cal", "base", accs["base+cal"], accs["base"], "not_lower", tol)
         evidence.append(
             {
                 "group": _label(key),
-                "base": vals["base"],
-                "base+cal": vals["base+cal"],
-                "diff": diff,
-                "ok": ok,
+                "base": accs["base"].value,
+                "base+cal": accs["base+cal"].value,
+                "diff": test["diff"],
+                "tests": [test],
+                "verdict": test["verdict"],
+                "ok": _ok(test["verdict"]),
             }
         )
-    status = _status(n_ok, n_total)
+    status = _overall(evidence)
     if status == "not-run":
         details = "no base / base+cal pair"
     else:
-        details = f"{n_ok}/{n_total} pairs with base+cal >= base - {tol}"
-        bad = [e for e in evidence if not e["ok"]]
+        details = f"{_tally(evidence)} (base+cal >= base - {tol})"
+        bad = [e for e in evidence if e["verdict"] != "holds"]
         if bad:
             details += "; lower after calibration: " + "; ".join(
-                f"{e['group']} {_fmt(e['base'])} -> {_fmt(e['base+cal'])}" for e in bad
+                f"{e['group']} {_fmt(e['base'])} -> {_fmt(e['base+cal'])} "
+                f"({_describe(e['tests'][0])}, {e['verdict']})"
+                for e in bad
             )
     return ClaimResult("C6", title, status, details, evidence)
 
@@ -611,8 +765,10 @@ def check_c7_qac_vs_qcfs(
     the **smallest integer T >= QAC's average T**, from any table; when several rows share
     that T (different tables or L) the best one is used (strongest baseline).  With
     ``max_t_ratio`` set, QCFS settings with T > ratio x avg T do not count as comparable.
-    Holds when every comparable pair has ``QAC - QCFS > margin``.  Identical QAC results
-    reported in several tables are evaluated once.
+    Rule per pair: ``QAC - QCFS`` above ``margin`` - holds when its 95 % interval (paired on
+    the test images when both models carry per-image records of the same images) lies above
+    ``margin``, fails when below, inconclusive otherwise; without an interval a tie fails.
+    Identical QAC results reported in several tables are evaluated once.
     """
     title = "QAC beats QCFS at a comparable average timestep count"
     df = _prep(results)
@@ -621,13 +777,13 @@ def check_c7_qac_vs_qcfs(
     match_cols = ["dataset", "architecture"] + (["scale"] if "scale" in df.columns else [])
     seen: set[tuple[Any, ...]] = set()
     evidence: list[dict[str, Any]] = []
-    n_ok = n_total = 0
     for key, sub in _groups(qac_rows, _group_cols(qac_rows, {"T", "k", "method"})):
         q = _mean_by(sub, "quantity")
         if "avg_timesteps" not in q or "snn_acc" not in q:
             continue
-        avg_t, acc = q["avg_timesteps"], q["snn_acc"]
-        ident = tuple(key.get(c) for c in match_cols) + (round(avg_t, 6), round(acc, 6))
+        avg_t = q["avg_timesteps"]
+        acc = _accuracy_of(sub[sub["quantity"] == "snn_acc"])
+        ident = tuple(key.get(c) for c in match_cols) + (round(avg_t, 6), round(acc.value, 6))
         if ident in seen:
             continue
         seen.add(ident)
@@ -637,37 +793,37 @@ def check_c7_qac_vs_qcfs(
         cand = cand[cand["T"].astype(float) >= avg_t - 1e-9]
         if max_t_ratio is not None:
             cand = cand[cand["T"].astype(float) <= max_t_ratio * avg_t + 1e-9]
-        item = {"group": _label(key), "qac_avg_T": avg_t, "qac_acc": acc}
+        item = {"group": _label(key), "qac_avg_T": avg_t, "qac_acc": acc.value}
         if cand.empty or not math.isfinite(avg_t):
             item.update(ok=None, reason="no comparable QCFS setting")
             evidence.append(item)
             continue
         t_min = int(cand["T"].min())
         at = cand[cand["T"] == t_min]
-        best = at.loc[at["value"].idxmax()]
-        diff = acc - float(best["value"])
-        ok = diff > margin
-        n_total += 1
-        n_ok += int(ok)
+        best = at.loc[[at["value"].idxmax()]]
+        test = _test(qac, f"{qcfs} T={t_min}", acc, _accuracy_of(best), "greater", margin)
         item.update(
             qcfs_T=t_min,
-            qcfs_acc=float(best["value"]),
-            qcfs_table=_clean(best["table"]),
-            qcfs_L=_clean(best["L"]),
-            diff=diff,
-            ok=ok,
+            qcfs_acc=float(best["value"].iloc[0]),
+            qcfs_table=_clean(best["table"].iloc[0]),
+            qcfs_L=_clean(best["L"].iloc[0]),
+            diff=test["diff"],
+            tests=[test],
+            verdict=test["verdict"],
+            ok=_ok(test["verdict"]),
         )
         evidence.append(item)
-    status = _status(n_ok, n_total)
+    status = _overall(evidence)
     if status == "not-run":
         details = "no QAC (avg_timesteps + snn_acc) result with a comparable QCFS setting"
     else:
-        details = f"{n_ok}/{n_total} QAC results beat QCFS at the smallest T >= avg T"
-        bad = [e for e in evidence if e.get("ok") is False]
+        details = f"{_tally(evidence)} (QAC vs QCFS at the smallest T >= avg T)"
+        bad = [e for e in evidence if e.get("verdict") not in (None, "holds")]
         if bad:
-            details += "; fails: " + "; ".join(
+            details += "; not holding: " + "; ".join(
                 f"{e['group']}: QAC {_fmt(e['qac_acc'])} @ {_fmt(e['qac_avg_T'])} vs QCFS "
-                f"{_fmt(e['qcfs_acc'])} @ T={e['qcfs_T']} ({e['qcfs_table']})"
+                f"{_fmt(e['qcfs_acc'])} @ T={e['qcfs_T']} ({e['qcfs_table']}): "
+                f"{_describe(e['tests'][0])}, {e['verdict']}"
                 for e in bad
             )
     return ClaimResult("C7", title, status, details, evidence)
@@ -703,17 +859,55 @@ def check_all(
 
 
 def claims_markdown(results: Sequence[ClaimResult], heading: str = "Claims") -> str:
-    """Render claim results as a Markdown summary table plus a details list."""
-    icon = {"holds": "holds", "fails": "**FAILS**", "not-run": "not-run"}
+    """Render claim results as Markdown: a summary table, a details list, and per claim the
+    comparisons behind its verdict (one row per test: A - B in pp, its 95 % interval in two
+    columns, the method and the verdict)."""
+    icon = {"holds": "holds", "fails": "**FAILS**", "inconclusive": "inconclusive"}
     lines = [f"## {heading}", "", "| id | claim | status |", "|---|---|---|"]
     for r in results:
         lines.append(f"| {r.id} | {r.title} | {icon.get(r.status, r.status)} |")
-    lines.append("")
+    lines += [
+        "",
+        "*inconclusive*: a 95 % interval of an accuracy difference contains the claim's "
+        "boundary, so this run cannot tell. Intervals are paired on the test images (exact "
+        "McNemar) where both accuracies carry per-image records, unpaired (Newcombe) where "
+        "only the test-set size is known, and absent (point) otherwise.",
+        "",
+    ]
     for r in results:
         details = r.details.replace("\n", " ")
         lines.append(f"- **{r.id}** ({r.status}): {details}")
     lines.append("")
+    for r in results:
+        lines += _tests_markdown(r)
     return "\n".join(lines)
+
+
+def _tests_markdown(r: ClaimResult) -> list[str]:
+    evidence = r.evidence if isinstance(r.evidence, list) else []
+    rows = [(e, t) for e in evidence if isinstance(e, dict) for t in e.get("tests", [])]
+    if not rows:
+        return []
+    out = [
+        f"### {r.id}: {r.status}",
+        "",
+        "| group | A - B | diff (pp) | 95 % low | 95 % high | method | p (McNemar) | rule | "
+        "verdict |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for e, t in rows:
+        group = e["group"] + (f" T={e['T']}" if "T" in e else "")
+        lo, hi = ("", "") if t["method"] == "point" else (_pp(t["ci_low"]), _pp(t["ci_high"]))
+        p = f"{t['p_mcnemar']:.3g}" if t.get("p_mcnemar") is not None else ""
+        out.append(
+            f"| {group} | {t['a']} - {t['b']} | {_pp(t['diff'])} | {lo} | {hi} | "
+            f"{t['method']} | {p} | {t['rule']} | {t['verdict']} |"
+        )
+    return [*out, ""]
+
+
+def _pp(v: float) -> str:
+    return f"{v:+.2f}"
 
 
 # ----------------------------------------------------------------------------- text claims
@@ -817,10 +1011,9 @@ def evaluate_check(
         statuses = [p[0] for p in parts]
         details = " | ".join(f"[{s}] {d}" for s, d, _ in parts)
         evidence = [e for _, _, ev in parts for e in ev]
-        if "fails" in statuses:
-            return "fails", details, evidence
-        if "not-run" in statuses:
-            return "not-run", details, evidence
+        for status in ("fails", "not-run", "inconclusive"):
+            if status in statuses:
+                return status, details, evidence
         return "holds", details, evidence
     if kind in ("value", "stat"):
         rows = select_rows(df, check["select"])

@@ -280,6 +280,7 @@ def _jsonable(obj: Any) -> Any:
 # commands
 # --------------------------------------------------------------------------------------------
 def cmd_train(args) -> int:
+    from qac.distributed import world_from_env
     from qac.train import train
 
     values = _read_yaml(args.config)
@@ -297,10 +298,11 @@ def cmd_train(args) -> int:
         raise ConfigError(f"bad training option value: {exc}") from exc
     _check_output(args.out, "--out", directory=True)
     metrics = train(cfg, args.out, resume=not args.no_resume)
-    print(
-        f"trained {cfg.arch} on {cfg.dataset}: test accuracy {metrics['ann_acc']:.2f}% "
-        f"-> {Path(args.out) / 'model.pt'}"
-    )
+    if world_from_env().main:  # under torchrun: one line, not one per process
+        print(
+            f"trained {cfg.arch} on {cfg.dataset}: test accuracy {metrics['ann_acc']:.2f}% "
+            f"-> {Path(args.out) / 'model.pt'}"
+        )
     return 0
 
 
@@ -383,8 +385,23 @@ def _snn_settings(args, calib: dict[str, Any] | None) -> list[dict[str, Any]]:
     return settings
 
 
+def _qcfs_sweep_result(
+    model, loader, Ts: list[int], progress: bool
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``({"T", "qcfs": {T: acc}, "qcfs+aver": {T: acc}}, {method: {T: per-image record}})``."""
+    from qac.evaluate import qcfs_sweep_records
+
+    accuracies: dict[str, Any] = {"T": Ts}
+    per_image: dict[str, Any] = {}
+    for key, averaged in (("qcfs", False), ("qcfs+aver", True)):
+        records = qcfs_sweep_records(model, loader, Ts, averaged=averaged, progress=progress)
+        accuracies[key] = {T: rec.accuracy for T, rec in records.items()}
+        per_image[key] = {T: rec.to_json() for T, rec in records.items()}
+    return accuracies, per_image
+
+
 def cmd_evaluate(args) -> int:
-    from qac.evaluate import check_neuron_state, evaluate_ann, evaluate_snn, qcfs_sweep
+    from qac.evaluate import check_neuron_state, evaluate_ann, evaluate_snn
 
     _check_output(args.out, "--out")
     calib = _load_calibration(args.calibration) if args.calibration else None
@@ -429,12 +446,9 @@ def cmd_evaluate(args) -> int:
     if runs:
         result["snn"] = runs
     if args.sweep:
-        Ts = args.sweep
-        result["qcfs_sweep"] = {
-            "T": Ts,
-            "qcfs": qcfs_sweep(model, loader, Ts, averaged=False, progress=progress),
-            "qcfs+aver": qcfs_sweep(model, loader, Ts, averaged=True, progress=progress),
-        }
+        result["qcfs_sweep"], result["qcfs_sweep_per_image"] = _qcfs_sweep_result(
+            model, loader, args.sweep, progress
+        )
     atomic_write_json(args.out, _jsonable(result))
     line = f"ANN {result['ann']['ann_acc']:.2f}%"
     for run in result.get("snn", []):
@@ -532,12 +546,24 @@ def cmd_info(args) -> int:
 
 
 # --------------------------------------------------------------------------------------------
+def _version() -> str:
+    """qac-bench's version and torch's (from the installed package metadata)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        ours = version("qac-bench")
+    except PackageNotFoundError:  # running from a checkout that was never installed
+        ours = "unknown (not installed)"
+    return f"{ours} (torch {torch.__version__})"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="qac",
         description="QAC replication suite: train quantized ANNs, convert them to mixed-timestep "
         "SNNs, calibrate and evaluate (Algorithm 1 of the paper).",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("train", help="quantization-aware training (Algorithm 1, lines 1-21)")

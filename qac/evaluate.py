@@ -7,6 +7,10 @@ step; a layer whose input is analog costs MACs - the first layer (direct-encoded
 layer fed by averaged, non-binary inputs (behind an ``average`` alignment, or after average
 pooling of spikes); a constant-in-time input is computed once and held as a constant current.
 The ANN reference costs one MAC per connection.
+
+Every accuracy comes with a per-image record (``per_image``: test-set size, which images were
+classified correctly, a fingerprint of the labels; format in :mod:`qac.uncertainty`) so that
+settings and models evaluated on the same test images can be compared image by image.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from qac.convert import SpikingNetwork, TimeFolded, conversion_error, quantizers
 from qac.data import BatchLoader
 from qac.layers import quantizer_summary
 from qac.stats import average_bits, average_timesteps, layer_timesteps, spike_stats, synaptic_ops
+from qac.uncertainty import PerImage
 
 __all__ = [
     "E_MAC_PJ",
@@ -32,6 +37,7 @@ __all__ = [
     "evaluate_ann",
     "evaluate_snn",
     "qcfs_sweep",
+    "qcfs_sweep_records",
     "ann_macs",
     "apply_neuron_state",
     "check_neuron_state",
@@ -47,21 +53,22 @@ def model_dtype(model: nn.Module) -> torch.dtype:
     return param.dtype if param is not None and param.is_floating_point() else torch.float32
 
 
-def _accuracy(
+def _per_image(
     model: nn.Module,
     loader: BatchLoader,
     desc: str,
     progress: bool,
     dtype: torch.dtype | None = None,
-) -> float:
+) -> PerImage:
+    """Which test images ``model`` classifies correctly, in loader order."""
     model.eval()
-    correct = total = 0
+    hits, labels_seen = [], []
     with torch.no_grad():
         for images, labels in tqdm(loader, desc=desc, leave=False, disable=not progress):
             images = images.to(dtype or model_dtype(model))
-            correct += int((model(images).argmax(1) == labels).sum())
-            total += labels.numel()
-    return 100.0 * correct / max(total, 1)
+            hits.append((model(images).argmax(1) == labels).cpu().numpy())
+            labels_seen.append(labels.cpu().numpy())
+    return PerImage.from_predictions(hits, labels_seen)
 
 
 def _in_dtype(model: nn.Module, dtype: torch.dtype | None) -> nn.Module:
@@ -107,15 +114,16 @@ def evaluate_ann(
     progress: bool = True,
 ) -> dict:
     """Quantized-ANN accuracy, per-layer T and alpha, average T and bit-width."""
-    acc = _accuracy(_in_dtype(model, dtype), loader, "ANN", progress, dtype)
+    record = _per_image(_in_dtype(model, dtype), loader, "ANN", progress, dtype)
     return {
-        "ann_acc": acc,
+        "ann_acc": record.accuracy,
         "dtype": str(dtype or next(model.parameters()).dtype).replace("torch.", ""),
         "layer_timesteps": [[n, _finite(T)] for n, T in layer_timesteps(model)],
         "layers": quantizer_summary(model),
         "avg_timesteps": _finite(average_timesteps(model)),
         "avg_bits": _finite(average_bits(model)),
-        "num_samples": len(loader.dataset) if hasattr(loader, "dataset") else None,
+        "num_samples": record.n,
+        "per_image": record.to_json(),
     }
 
 
@@ -170,7 +178,7 @@ def evaluate_snn(
     if neuron_state:
         apply_neuron_state(snn, neuron_state)
     snn.eval()
-    correct = total = 0
+    hits, labels_seen = [], []
     first_images = None
     snn.set_record(True)
     with torch.no_grad():
@@ -187,8 +195,9 @@ def evaluate_snn(
             images = images.to(dtype or model_dtype(model))
             if first_images is None:
                 first_images = images
-            correct += int((snn(images).argmax(1) == labels).sum())
-            total += labels.numel()
+            hits.append((snn(images).argmax(1) == labels).cpu().numpy())
+            labels_seen.append(labels.cpu().numpy())
+    record = PerImage.from_predictions(hits, labels_seen)
     ops = synaptic_ops(snn)
     spikes = spike_stats(snn)
     snn.set_record(False)
@@ -198,7 +207,7 @@ def evaluate_snn(
     energy_ann = ann_macs(model, first_images[:1]) * E_MAC_PJ if first_images is not None else None
     errors = conversion_error(model, snn, first_images) if first_images is not None else {}
     return {
-        "snn_acc": 100.0 * correct / max(total, 1),
+        "snn_acc": record.accuracy,
         "dtype": str(next(model.parameters()).dtype).replace("torch.", ""),
         "policy": AlignmentPolicy.parse(policy).name,
         "v0": v0 if isinstance(v0, str | int | float) else "tensor",
@@ -215,7 +224,8 @@ def evaluate_snn(
         "energy_pj_per_sample": energy_snn,
         "ann_energy_pj_per_sample": energy_ann,
         "conversion_error": errors,
-        "num_samples": total,
+        "num_samples": record.n,
+        "per_image": record.to_json(),
     }
 
 
@@ -239,7 +249,20 @@ def qcfs_sweep(
     averaged: bool,
     progress: bool = True,
 ) -> dict[int, float]:
-    """QCFS SNN accuracy for every T in ``timesteps`` (Table 8).
+    """QCFS SNN accuracy for every T in ``timesteps`` (Table 8); see :func:`qcfs_sweep_records`."""
+    records = qcfs_sweep_records(model, loader, timesteps, averaged=averaged, progress=progress)
+    return {T: rec.accuracy for T, rec in records.items()}
+
+
+def qcfs_sweep_records(
+    model: nn.Module,
+    loader: BatchLoader,
+    timesteps: list[int],
+    *,
+    averaged: bool,
+    progress: bool = True,
+) -> dict[int, PerImage]:
+    """Per-image QCFS SNN correctness for every T in ``timesteps`` (Table 8).
 
     Without averaging (``QCFS``), all layers run the same T and the network is causal, so ONE
     simulation of ``max(timesteps)`` steps gives every T: the running average of the output at
@@ -250,11 +273,9 @@ def qcfs_sweep(
     if not Ts or Ts[0] < 1:
         raise ValueError(f"timesteps must be integers >= 1, got {timesteps}")
     device = next(model.parameters()).device
-    correct = {T: 0 for T in Ts}
-    total = 0
     if averaged:
         return {
-            T: _accuracy(
+            T: _per_image(
                 to_snn(model, policy="qcfs+aver", timesteps=T).to(device),
                 loader,
                 f"QCFS+aver T={T}",
@@ -265,6 +286,8 @@ def qcfs_sweep(
     snn = to_snn(model, policy="qcfs", timesteps=Ts[-1]).to(device).eval()
     steps_idx = torch.tensor([T - 1 for T in Ts], device=device)
     denom = torch.arange(1, Ts[-1] + 1, device=device, dtype=torch.float32).view(-1, 1, 1)
+    hits: dict[int, list] = {T: [] for T in Ts}
+    labels_seen = []
     with torch.no_grad():
         for images, labels in tqdm(loader, desc="QCFS sweep", leave=False, disable=not progress):
             out = snn.forward_steps(images.to(model_dtype(model)))
@@ -273,6 +296,6 @@ def qcfs_sweep(
             running = out.to(torch.promote_types(out.dtype, torch.float32)).cumsum(0) / denom
             preds = running.index_select(0, steps_idx).argmax(-1)
             for T, p in zip(Ts, preds, strict=True):
-                correct[T] += int((p == labels).sum())
-            total += labels.numel()
-    return {T: 100.0 * correct[T] / max(total, 1) for T in Ts}
+                hits[T].append((p == labels).cpu().numpy())
+            labels_seen.append(labels.cpu().numpy())
+    return {T: PerImage.from_predictions(hits[T], labels_seen) for T in Ts}

@@ -272,13 +272,22 @@ def train_options(cfg: dict, model: Model) -> dict[str, Any]:
 
 
 def eval_arguments(cfg: dict, model: Model) -> list[str]:
-    """``qac evaluate`` arguments: the SNN settings every artifact using ``model`` needs."""
+    """``qac evaluate`` arguments: the SNN settings every artifact using ``model`` needs.
+
+    A main (Case-4, calibrated) model is evaluated with the main policy before and after
+    calibration, and with averaging at every boundary (``aver+aver+aver``, the SNN equal to its
+    quantized ANN) in float32 before and after calibration (the columns beside the main
+    policy in Tables 1/2/7 and 3, and beside k = 1 in Table 5, where it is the quantized ANN's
+    accuracy that the main policy approaches; k-scaling is not repeated for it) and in float64
+    (the exactness check).
+    """
     exp, main = cfg["experiments"], cfg["main_policy"]
     pair = (model.dataset, model.arch)
     settings: list[str] = []
     if model.act == "qac-c4":
         if pair in _main_pairs(cfg):
-            settings += [main, f"{main},cal", "aver+aver+aver,f64"]
+            settings += [main, f"{main},cal", "aver+aver+aver", "aver+aver+aver,cal"]
+            settings.append("aver+aver+aver,f64")
         if pair in _grid(exp["alignment"]):
             settings += list(exp["alignment"]["policies"])
         if pair in _grid(exp["scaling"]):

@@ -327,3 +327,11 @@ def test_relu_checkpoint_with_snn_settings(tmp_path, capsys, no_data):
 def test_evaluate_out_on_a_directory(ckpt, tmp_path, capsys, no_data):
     rc, err = run_cli(capsys, "evaluate", "--checkpoint", str(ckpt), "--out", str(tmp_path))
     assert rc == 2 and "is a directory" in one_error_line(err)
+
+
+def test_version_names_the_package_and_torch(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["--version"])
+    assert exc.value.code == 0
+    out = capsys.readouterr().out
+    assert out.startswith("qac ") and f"torch {torch.__version__}" in out

@@ -4,7 +4,9 @@ Fixtures (tests/fixtures/report/eval/<dataset>/<arch>/<act>.json):
 
 * ``cifar10/resnet20/qac-c4.json`` - a real ``qac evaluate`` output of a tiny, barely trained
   ResNet-20 (numbers meaningless), trimmed: settings aver+aver, aver+aver,cal, repl+aver,
-  repl+trunc, aver+trunc, aver+aver,k=2, aver+aver+aver,f64;
+  repl+trunc, aver+trunc, aver+aver,k=2, aver+aver+aver,f64, plus aver+aver+aver and
+  aver+aver+aver,cal (copied, invented); per-image records (invented, consistent with every
+  accuracy) in it and in the QCFS file below;
 * ``cifar10/vgg16/qcfs-L4.json`` - a real QCFS evaluation with the T sweep;
 * ``cifar10/resnet20/qac-c1..c3.json`` and ``cifar10/vgg16/qac-c4.json`` - synthetic
   (invented numbers, marked in ``_fixture_note``): ANN-only case files (case 3 = inf) and a
@@ -23,7 +25,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from qac.claims import check_all
+from qac.claims import check_all, claims_markdown
 from qac.compare import compare
 from qac.reference import KEY_COLUMNS, load_reference
 from qac.report import (
@@ -107,11 +109,11 @@ def test_collect_rows_per_table(tidy: pd.DataFrame) -> None:
     counts = tidy["table"].value_counts().to_dict()
     assert counts == {
         "fig2": 15,  # 5 QAC models x (ann_acc, avg_timesteps, avg_bits)
-        "table1": 6,  # 2 case-4 CIFAR-10 models x (ann_acc, avg_timesteps, snn_acc)
+        "table1": 7,  # 2 case-4 models x (ann_acc, avg_timesteps, snn_acc) + R20 aver+aver+aver
         "table6": 4,
-        "table3": 4,  # base + base+cal per case-4 model
+        "table3": 6,  # base + base+cal per case-4 model + ResNet-20's aver+aver+aver (both)
         "table4": 5,  # ResNet-20: 4 alignments; VGG-16: aver+aver only
-        "table5": 3,  # ResNet-20 k=1,2; VGG-16 k=1
+        "table5": 4,  # ResNet-20 k=1,2 and aver+aver+aver; VGG-16 k=1
         "table8": 17,  # 2 methods x 8 T + the QCFS ANN row
         "energy": 12,  # 2 models x {base, base+cal} x 3 quantities
         "exactness": 2,
@@ -125,19 +127,26 @@ def test_collect_values_follow_settings(tidy: pd.DataFrame) -> None:
     run = {r["setting"]: r for r in json.loads(R20_C4.read_text())["snn"]}
     ann = json.loads(R20_C4.read_text())["ann"]
     r20 = _sel(tidy, architecture="resnet20")
+    main = _sel(r20, alignment=None)
     cal, base = run["aver+aver,cal"]["snn_acc"], run["aver+aver"]["snn_acc"]
     assert cal != base  # the fixture distinguishes them
-    assert _value(r20, table="table1", quantity="snn_acc") == cal
-    assert _value(r20, table="table1", quantity="ann_acc") == ann["ann_acc"]
+    assert _value(main, table="table1", quantity="snn_acc") == cal
+    assert _value(main, table="table1", quantity="ann_acc") == ann["ann_acc"]
     assert _value(r20, table="table6", quantity="snn_acc") == cal
-    assert _value(r20, table="table3", calibration="base+cal") == cal
-    assert _value(r20, table="table3", calibration="base") == base
+    assert _value(main, table="table3", calibration="base+cal") == cal
+    assert _value(main, table="table3", calibration="base") == base
     assert _value(r20, table="table5", k=1) == base
     assert _value(r20, table="table5", k=2) == run["aver+aver,k=2"]["snn_acc"]
     assert _value(r20, table="table4", alignment="aver+aver") == base
     for pol in ("repl+aver", "repl+trunc", "aver+trunc"):
         assert _value(r20, table="table4", alignment=pol) == run[pol]["snn_acc"]
     assert _sel(r20, table="table1")["calibration"].isna().all()
+    aaa = _sel(r20, alignment="aver+aver+aver")  # beside the main policy (tables 1, 3, 5)
+    assert _value(aaa, table="table1") == run["aver+aver+aver,cal"]["snn_acc"]
+    assert _value(aaa, table="table3", calibration="base+cal") == _value(aaa, table="table1")
+    assert _value(aaa, table="table3", calibration="base") == run["aver+aver+aver"]["snn_acc"]
+    assert _value(aaa, table="table5") == run["aver+aver+aver"]["snn_acc"]
+    assert _sel(aaa, table="table5")["k"].isna().all()  # not a point of the k curve (C4)
     ex = _sel(r20, table="exactness")
     assert (
         _value(ex, quantity="snn_acc", alignment="aver+aver+aver")
@@ -171,8 +180,8 @@ def test_collect_table8(tidy: pd.DataFrame) -> None:
 def test_collect_main_policy_changes_mapping() -> None:
     df = collect([str(R20_C4)], "cpu", main_policy="repl+aver")
     # repl+aver is now the headline policy; no calibrated repl+aver run -> no table1 rows
-    assert _sel(df, table="table1").empty
-    assert _value(df, table="table3", calibration="base") == _value(
+    assert _sel(df, table="table1", alignment=None).empty
+    assert _value(df, table="table3", calibration="base", alignment=None) == _value(
         df, table="table4", alignment="repl+aver"
     )
     # aver+aver (uncalibrated) still feeds table4
@@ -278,8 +287,11 @@ def test_table1_values_and_paper_rows(tidy, reference) -> None:
         reference, table="table1", architecture="resnet20", method="QAC", quantity="snn_acc"
     )
     assert row["snn_acc"] == _value(
-        tidy, table="table1", architecture="resnet20", quantity="snn_acc"
+        tidy, table="table1", architecture="resnet20", quantity="snn_acc", alignment=None
     )
+    aaa = _value(tidy, table="table1", architecture="resnet20", alignment="aver+aver+aver")
+    assert row["snn_acc_aver+aver+aver"] == aaa
+    assert row["n"] == 128 and row["snn_acc_ci_low"] < row["snn_acc"] < row["snn_acc_ci_high"]
     assert row["snn_acc_paper"] == paper
     assert row["snn_acc_delta"] == pytest.approx(row["snn_acc"] - paper)
     assert row["status"] == "ok"
@@ -514,15 +526,25 @@ def test_claims_and_compare_accept_collect_output(tidy, reference) -> None:
     results = {r.id: r for r in check_all(tidy)}
     assert set(results) == {f"C{i}" for i in range(1, 8)}
     assert results["C1"].status == "holds"  # the float64 aver+aver+aver run equals its ANN
-    assert results["C2"].status == "holds"  # case 4 fewest timesteps, case 3 inf
-    assert results["C3"].status in ("holds", "fails")
-    assert results["C6"].status in ("holds", "fails")
-    assert all(r.status in ("holds", "fails", "not-run") for r in results.values())
+    # case 4 fewest timesteps (case 3 inf), but 128 images cannot bound the ANN spread by 1 pp
+    assert results["C2"].status == "inconclusive"
+    assert results["C2"].evidence[0]["case4_fewest"] is True
+    methods = {
+        cid: {t["method"] for e in results[cid].evidence for t in e["tests"]}
+        for cid in ("C3", "C6")
+    }
+    # ResNet-20's settings carry per-image records (paired); VGG-16's file has none (unpaired)
+    assert methods == {"C3": {"paired"}, "C6": {"paired", "unpaired"}}
+    assert results["C3"].status == results["C6"].status == "inconclusive"
+    assert "| inconclusive |" in claims_markdown(list(results.values()))
     ref_rows = reference_rows(tidy)
     assert not ref_rows.duplicated([c for c in KEY_COLUMNS]).any()
     out = compare(ref_rows, reference, scale="cpu")
-    # every row of ours has a reported counterpart except the QCFS ANN accuracy (table8)
-    assert (out["verdict"] == "informational").sum() == len(ref_rows) - 1
+    # every row of ours has a reported counterpart except the QCFS ANN accuracy (table8) and
+    # the averaging-everywhere rows beside the main policy (tables 1, 3, 5)
+    extra = (ref_rows["alignment"] == "aver+aver+aver").sum()
+    assert extra == 4
+    assert (out["verdict"] == "informational").sum() == len(ref_rows) - 1 - extra
     got = out[(out["verdict"] == "informational") & (out["table"] == "table1")]
     assert set(got["architecture"]) == {"vgg16", "resnet20"}
 

@@ -18,9 +18,11 @@ import pandas as pd
 
 from qac.reference import COLUMNS, normalize_frame
 from qac.report._common import ReportInputError, atomic_write_text, to_float
+from qac.uncertainty import unpack_bits, wilson_interval
 
 __all__ = [
     "TIDY_COLUMNS",
+    "SAMPLE_COLUMNS",
     "LAYER_COLUMNS",
     "REFERENCE_TABLES",
     "EXTRA_TABLES",
@@ -39,8 +41,10 @@ __all__ = [
 ]
 
 #: Columns of :func:`collect`'s frame: the reference columns, then ``scale``, ``case``,
-#: ``source`` (the eval JSON the row came from).
-TIDY_COLUMNS: tuple[str, ...] = (*COLUMNS, "scale", "case", "source")
+#: ``source`` (the eval JSON the row came from), then, on accuracy rows, the sample behind the
+#: number (:data:`SAMPLE_COLUMNS`).
+SAMPLE_COLUMNS: tuple[str, ...] = ("n", "ci_low", "ci_high", "per_image", "labels")
+TIDY_COLUMNS: tuple[str, ...] = (*COLUMNS, "scale", "case", "source", *SAMPLE_COLUMNS)
 #: Columns of :func:`layer_profiles`'s frame.
 LAYER_COLUMNS: tuple[str, ...] = (
     "dataset",
@@ -79,6 +83,9 @@ _UNITS = {
     "ann_energy_pj_per_sample": "pJ",
 }
 _ENERGY_QUANTITIES = ("firing_rate", "energy_pj_per_sample", "ann_energy_pj_per_sample")
+_ACCURACIES = ("ann_acc", "snn_acc")
+#: The policy with averaging at every boundary (the SNN equal to its quantized ANN).
+ALL_AVER = "aver+aver+aver"
 
 
 @dataclass(frozen=True)
@@ -192,6 +199,29 @@ def parse_setting(run: dict[str, Any]) -> dict[str, Any]:
     return st
 
 
+def _sample(value: float, source: dict[str, Any] | None) -> dict[str, Any]:
+    """``n``, the 95 % Wilson interval and the per-image record of an accuracy whose eval
+    block (an ``ann``/``snn`` entry or a sweep record) is ``source``; old files without
+    ``per_image`` give ``n`` from ``num_samples`` (and no record), or nothing."""
+    source = source or {}
+    record = source.get("per_image") if isinstance(source.get("per_image"), dict) else None
+    n = record.get("n") if record else source.get("num_samples")
+    if not n or not math.isfinite(value):
+        return {}
+    n = int(n)
+    if record:
+        k = int(unpack_bits(str(record["correct"]), n).sum())
+        if abs(100.0 * k / n - value) > 1e-6:
+            raise ReportInputError(f"per-image record ({k}/{n}) disagrees with accuracy {value}")
+    else:
+        k = round(value * n / 100.0)
+    lo, hi = wilson_interval(k, n)
+    out: dict[str, Any] = {"n": n, "ci_low": lo, "ci_high": hi}
+    if record:
+        out.update(per_image=str(record["correct"]), labels=record.get("labels"))
+    return out
+
+
 def _row(
     ctx: dict[str, Any],
     table: str,
@@ -199,8 +229,11 @@ def _row(
     value: Any,
     *,
     note: str | None = None,
+    sample: dict[str, Any] | None = None,
     **keys: Any,
 ) -> dict[str, Any]:
+    """One tidy row; an accuracy row gets ``n``/interval/record from ``sample`` (its eval
+    block, see :func:`_sample`)."""
     row = {c: None for c in TIDY_COLUMNS}
     row.update(
         table=table,
@@ -216,9 +249,10 @@ def _row(
         case=ctx["case"],
         source=ctx["source"],
     )
+    if quantity in _ACCURACIES:
+        row.update(_sample(row["value"], sample))
     row.update(keys)
     return row
-
 
 
 def _calibration_note(record: dict[str, Any] | None) -> str:
@@ -235,6 +269,7 @@ def _calibration_note(record: dict[str, Any] | None) -> str:
             f"{record['snn_acc_after']:.2f}% with the discarded calibrated state)"
         )
     return note
+
 
 def _model_rows(
     path: str | Path, data: dict[str, Any], ident: EvalId, scale: str, main_policy: str
@@ -258,7 +293,7 @@ def _model_rows(
     if ident.case is not None:
         for q in ("ann_acc", "avg_timesteps", "avg_bits"):
             if q in ann:
-                rows.append(_row(ctx, "fig2", q, ann[q], note=f"{ident.act} ANN"))
+                rows.append(_row(ctx, "fig2", q, ann[q], note=f"{ident.act} ANN", sample=ann))
 
     runs = data.get("snn") or []
     if not isinstance(runs, list):
@@ -274,33 +309,42 @@ def _model_rows(
 
         cal_note = _calibration_note(data.get("calibration"))
 
-        def add(table: str, quantity: str, value: Any, st: dict[str, Any], **keys: Any) -> None:
+        def add(
+            table: str, quantity: str, src: dict[str, Any], st: dict[str, Any], **keys: Any
+        ) -> None:
             ident_key = (table, quantity, *(f"{k}={v}" for k, v in sorted(keys.items())))
             if ident_key in seen:  # first run of a setting wins
                 return
             seen.add(ident_key)
             note = f"setting {st['text']}" + (cal_note if st["cal"] else "")
-            rows.append(_row(ctx, table, quantity, value, note=note, **keys))
+            rows.append(_row(ctx, table, quantity, src[quantity], note=note, sample=src, **keys))
 
+        result_table = RESULT_TABLE.get(ident.dataset)
         for st, run in parsed:
             pol = st["policy"]
             if pol == main_policy and plain(st) and st["cal"]:
-                table = RESULT_TABLE.get(ident.dataset)
-                if table is not None:
-                    add(table, "ann_acc", ann["ann_acc"], st)
-                    add(table, "avg_timesteps", run["avg_timesteps"], st)
-                    add(table, "snn_acc", run["snn_acc"], st)
-                add("table6", "avg_timesteps", run["avg_timesteps"], st)
-                add("table6", "snn_acc", run["snn_acc"], st)
-                add("table3", "snn_acc", run["snn_acc"], st, calibration="base+cal")
+                if result_table is not None:
+                    add(result_table, "ann_acc", ann, st)
+                    add(result_table, "avg_timesteps", run, st)
+                    add(result_table, "snn_acc", run, st)
+                add("table6", "avg_timesteps", run, st)
+                add("table6", "snn_acc", run, st)
+                add("table3", "snn_acc", run, st, calibration="base+cal")
             elif pol == main_policy and plain(st):
-                add("table3", "snn_acc", run["snn_acc"], st, calibration="base")
-                add("table5", "snn_acc", run["snn_acc"], st, k=1)
+                add("table3", "snn_acc", run, st, calibration="base")
+                add("table5", "snn_acc", run, st, k=1)
             elif pol == main_policy and not st["cal"] and st["k"] > 1:
                 if st["v0"] is None and st["T"] is None and not st["f64"]:
-                    add("table5", "snn_acc", run["snn_acc"], st, k=st["k"])
+                    add("table5", "snn_acc", run, st, k=st["k"])
+            elif pol == ALL_AVER and plain(st):  # beside the main policy: tables 1/2/7, 3, 5
+                cal = "base+cal" if st["cal"] else "base"
+                if st["cal"] and result_table is not None:
+                    add(result_table, "snn_acc", run, st, alignment=ALL_AVER)
+                add("table3", "snn_acc", run, st, calibration=cal, alignment=ALL_AVER)
+                if not st["cal"]:
+                    add("table5", "snn_acc", run, st, alignment=ALL_AVER)
             if pol in ALIGNMENT_POLICIES and plain(st) and not st["cal"]:
-                add("table4", "snn_acc", run["snn_acc"], st, alignment=pol)
+                add("table4", "snn_acc", run, st, alignment=pol)
 
     # Energy (any model): main-policy runs at k = 1.
     done: set[str] = set()
@@ -325,8 +369,10 @@ def _model_rows(
         st, run = exact[0]
         if st["f64"] and ann.get("ann_acc_float64") is not None:
             ann_value, ann_note = ann["ann_acc_float64"], "float64 ANN"
+            ann_sample = {"num_samples": ann.get("num_samples")}
         else:
             ann_value, ann_note = ann["ann_acc"], f"{ann.get('dtype', 'float32')} ANN"
+            ann_sample = ann
         rows.append(
             _row(
                 ctx,
@@ -334,21 +380,26 @@ def _model_rows(
                 "snn_acc",
                 run["snn_acc"],
                 note=f"setting {st['text']}",
-                alignment="aver+aver+aver",
+                sample=run,
+                alignment=ALL_AVER,
             )
         )
-        rows.append(_row(ctx, "exactness", "ann_acc", ann_value, note=ann_note))
+        rows.append(_row(ctx, "exactness", "ann_acc", ann_value, note=ann_note, sample=ann_sample))
 
     # QCFS: Table 8 sweep + the QCFS ANN accuracy.
     if ident.case is None:
-        rows.append(_row(ctx, "table8", "ann_acc", ann_acc, note=f"{ident.act} ANN"))
+        rows.append(_row(ctx, "table8", "ann_acc", ann_acc, note=f"{ident.act} ANN", sample=ann))
         sweep = data.get("qcfs_sweep") or {}
+        records = data.get("qcfs_sweep_per_image") or {}
         for key, method in (("qcfs", "QCFS"), ("qcfs+aver", "QCFS+aver")):
             accs = sweep.get(key) or {}
             if not isinstance(accs, dict):
                 raise ReportInputError(f"{path}: qcfs_sweep[{key!r}] must map T -> accuracy")
             for t_text, acc in sorted(accs.items(), key=lambda kv: int(kv[0])):
-                row = _row(ctx, "table8", "snn_acc", acc, note=f"qcfs_sweep {key}", T=int(t_text))
+                record = (records.get(key) or {}).get(str(t_text))
+                sample = {"per_image": record, "num_samples": ann.get("num_samples")}
+                note = f"qcfs_sweep {key}"
+                row = _row(ctx, "table8", "snn_acc", acc, note=note, sample=sample, T=int(t_text))
                 row["method"] = method
                 rows.append(row)
     return rows
@@ -362,7 +413,13 @@ def _frame(rows: list[dict[str, Any]], columns: Iterable[str]) -> pd.DataFrame:
 def _finish_tidy(df: pd.DataFrame) -> pd.DataFrame:
     out = normalize_frame(df)
     out["case"] = pd.to_numeric(out["case"], errors="coerce").astype("Float64").astype("Int64")
-    for c in ("scale", "source"):
+    for c in SAMPLE_COLUMNS:
+        if c not in out.columns:
+            out[c] = None
+    out["n"] = pd.to_numeric(out["n"], errors="coerce").astype("Float64").astype("Int64")
+    for c in ("ci_low", "ci_high"):
+        out[c] = pd.to_numeric(out[c], errors="coerce").astype("float64")
+    for c in ("scale", "source", "per_image", "labels"):
         out[c] = out[c].astype("object").where(out[c].notna(), None)
     return out[list(TIDY_COLUMNS) + [c for c in out.columns if c not in TIDY_COLUMNS]]
 

@@ -11,7 +11,14 @@ the paper's table and the workflow's grid (:func:`expected_rows`).  Column conve
   ``skipped (<reason>)`` on rows of ours (numbers of a skipped row are always empty),
   ``reported`` on the paper's rows;
 * ``note`` - the ``note`` argument on rows of ours (e.g. "CPU scale: CIFAR-10 JPEG copy,
-  expect 2-3 % lower"), the paper's citation/reading note on the paper's rows.
+  expect 2-3 % lower"), the paper's citation/reading note on the paper's rows;
+* ``n`` and ``X_ci_low``/``X_ci_high`` - on rows of ours, the number of test images behind
+  the row's accuracies and the 95 % Wilson interval of accuracy ``X`` (columns of their own,
+  one number per cell; empty on the paper's rows);
+* ``aver+aver+aver`` columns (Tables 1/2/7, 3, 5) - the same model with averaging at every
+  boundary (the SNN equal to its quantized ANN), beside the main policy: how much of the
+  SNN-ANN gap comes from running each layer at its own T. No paper counterpart; they do
+  not count towards ``status``.
 
 The CSV keeps every column; the Markdown and LaTeX renderings merge each ``X``/``X_paper``/
 ``X_delta`` triple into one cell ``ours / paper (+delta)``.
@@ -41,7 +48,7 @@ from qac.report._common import (
     skipped_cells,
     skipped_rows,
 )
-from qac.report.collect import ALIGNMENT_POLICIES
+from qac.report.collect import ALIGNMENT_POLICIES, ALL_AVER
 
 __all__ = [
     "TABLE_NAMES",
@@ -76,12 +83,21 @@ TABLE8_T: tuple[int, ...] = (1, 2, 3, 4, 8, 16, 32, 64)
 TABLE8_L: tuple[int, ...] = (2, 4, 8, 16)
 
 _RESULT_TABLES = ("table1", "table2", "table7")
+_SNN = {"quantity": "snn_acc"}
 _TABLE3_CAL = ("base", "base+cal")
 
 
 def _triple(name: str) -> tuple[str, str, str]:
     return (name, f"{name}_paper", f"{name}_delta")
 
+
+def _ci(*names: str) -> tuple[str, ...]:
+    """``n`` then ``X_ci_low``, ``X_ci_high`` for every accuracy column ``X``."""
+    return ("n", *(f"{x}_ci_{e}" for x in names for e in ("low", "high")))
+
+
+_ALL_AVER_ACC = f"snn_acc_{ALL_AVER}"
+_ALL_AVER_CAL = f"{ALL_AVER}+cal"
 
 _RESULT_COLUMNS: tuple[str, ...] = (
     "dataset",
@@ -97,6 +113,8 @@ _RESULT_COLUMNS: tuple[str, ...] = (
     "time_steps_delta",
     "ann_acc_delta",
     "snn_acc_delta",
+    _ALL_AVER_ACC,
+    *_ci("ann_acc", "snn_acc", _ALL_AVER_ACC),
     "status",
     "note",
 )
@@ -113,6 +131,9 @@ EXPECTED_COLUMNS: dict[str, tuple[str, ...]] = {
         *_triple("base+cal"),
         "gain",
         "gain_paper",
+        ALL_AVER,
+        _ALL_AVER_CAL,
+        *_ci("base", "base+cal", ALL_AVER, _ALL_AVER_CAL),
         "status",
         "note",
     ),
@@ -120,6 +141,7 @@ EXPECTED_COLUMNS: dict[str, tuple[str, ...]] = {
         "dataset",
         "architecture",
         *[c for a in ALIGNMENT_POLICIES for c in _triple(a)],
+        *_ci(*ALIGNMENT_POLICIES),
         "status",
         "note",
     ),
@@ -129,6 +151,8 @@ EXPECTED_COLUMNS: dict[str, tuple[str, ...]] = {
         "avg_timesteps",
         "avg_timesteps_paper",
         *[c for k in TABLE5_K for c in _triple(f"k{k}")],
+        ALL_AVER,
+        *_ci(*(f"k{k}" for k in TABLE5_K), ALL_AVER),
         "status",
         "note",
     ),
@@ -144,6 +168,7 @@ EXPECTED_COLUMNS: dict[str, tuple[str, ...]] = {
         "snn_acc_paper",
         "time_steps_delta",
         "snn_acc_delta",
+        *_ci("snn_acc"),
         "status",
         "note",
     ),
@@ -154,6 +179,7 @@ EXPECTED_COLUMNS: dict[str, tuple[str, ...]] = {
         "method",
         "ann_acc",
         *[c for t in TABLE8_T for c in _triple(f"T{t}")],
+        *_ci("ann_acc", *(f"T{t}" for t in TABLE8_T)),
         "status",
         "note",
     ),
@@ -180,6 +206,7 @@ EXPECTED_COLUMNS: dict[str, tuple[str, ...]] = {
         "ann_acc",
         "snn_acc",
         "difference",
+        *_ci("ann_acc", "snn_acc"),
         "status",
         "note",
     ),
@@ -195,7 +222,8 @@ _TEXT_COLUMNS = {
     "status",
     "note",
 }
-_INT_COLUMNS = {"L", "case"}
+_INT_COLUMNS = {"L", "case", "n"}
+_NO_SAMPLE = (math.nan, math.nan, math.nan)
 
 
 # ----------------------------------------------------------------------------- lookups
@@ -219,6 +247,7 @@ class _Lookup:
     def __init__(self, df: pd.DataFrame | None):
         self.values: dict[tuple[str, ...], float] = {}
         self.notes: dict[tuple[str, ...], str] = {}
+        self.samples: dict[tuple[str, ...], tuple[float, float, float]] = {}
         if df is None or len(df) == 0:
             return
         keys = [tuple(_kstr(v) for v in row) for row in df[list(_KEY)].itertuples(index=False)]
@@ -228,11 +257,24 @@ class _Lookup:
             if not is_missing(note):
                 self.notes.setdefault(k, str(note))
         self.values = {k: float(np.mean(v)) if len(v) > 1 else v[0] for k, v in vals.items()}
+        if all(c in df.columns for c in ("n", "ci_low", "ci_high")):
+            cols = df[["n", "ci_low", "ci_high"]].itertuples(index=False)
+            for k, (n, lo, hi) in zip(keys, cols, strict=True):
+                if len(vals[k]) == 1 and not is_missing(n):  # one sample: its interval
+                    self.samples[k] = (float(n), float(lo), float(hi))
+
+    @staticmethod
+    def _key(table: str, dataset: str, arch: str, method: str, quantity: str, **kw):
+        key = (table, dataset, arch, method, quantity)
+        return key + tuple(_kstr(kw.get(c)) for c in ("T", "L", "k", "alignment", "calibration"))
 
     def get(self, table: str, dataset: str, arch: str, method: str, quantity: str, **kw) -> float:
-        key = (table, dataset, arch, method, quantity)
-        key += tuple(_kstr(kw.get(c)) for c in ("T", "L", "k", "alignment", "calibration"))
-        return self.values.get(key, math.nan)
+        return self.values.get(self._key(table, dataset, arch, method, quantity, **kw), math.nan)
+
+    def sample(self, table: str, dataset: str, arch: str, method: str, quantity: str, **kw):
+        """(n, 95 % low, 95 % high) of one accuracy (nan when unknown or averaged)."""
+        key = self._key(table, dataset, arch, method, quantity, **kw)
+        return self.samples.get(key, _NO_SAMPLE)
 
 
 def _cell_sort_key(cell: tuple[str, str]) -> tuple[int, str, int, str]:
@@ -304,6 +346,19 @@ def _delta(ours: float, paper: float) -> float:
     if math.isinf(ours) or math.isinf(paper):
         return math.nan
     return ours - paper
+
+
+def _add_samples(
+    row: dict[str, Any], samples: Mapping[str, tuple[float, float, float]], skipped: bool
+) -> None:
+    """Write ``n`` and ``X_ci_low``/``X_ci_high`` for every accuracy ``X`` of ``samples``
+    into ``row`` (``n``: the largest test set among them; nothing on a skipped row)."""
+    for col, (n, lo, hi) in samples.items():
+        if skipped:
+            n, lo, hi = _NO_SAMPLE
+        row[f"{col}_ci_low"], row[f"{col}_ci_high"] = lo, hi
+        if not is_missing(n):
+            row["n"] = n if is_missing(row.get("n")) else max(row["n"], n)
 
 
 def _prepare_ours(ours: pd.DataFrame | None, scale: str | None) -> pd.DataFrame | None:
@@ -398,7 +453,15 @@ def _table_results(name, mine, ref, rl, skipped, cells, note) -> list[dict[str, 
             )
         reason = skip_reason(skipped, [name], ds, ar)
         ours = {c: mine.get(name, ds, ar, "QAC", q) for c, q in quantities.items()}
-        rows.append(_ours_row(ds, ar, ours, paper, reason, note))
+        row = _ours_row(ds, ar, ours, paper, reason, note)
+        all_aver = {"alignment": ALL_AVER}
+        row[_ALL_AVER_ACC] = (
+            math.nan if reason else mine.get(name, ds, ar, "QAC", **_SNN, **all_aver)
+        )
+        samples = {q: mine.sample(name, ds, ar, "QAC", q) for q in ("ann_acc", "snn_acc")}
+        samples[_ALL_AVER_ACC] = mine.sample(name, ds, ar, "QAC", **_SNN, **all_aver)
+        _add_samples(row, samples, bool(reason))
+        rows.append(row)
     return rows
 
 
@@ -475,7 +538,11 @@ def _table6(mine, ref, rl, skipped, cells, note) -> list[dict[str, Any]]:
                 "time_steps": mine.get("table6", ds, ar, "QAC", "avg_timesteps"),
                 "snn_acc": mine.get("table6", ds, ar, "QAC", "snn_acc"),
             }
-            rows.append(_ours_row(ds, ar, ours, paper, reason, note, type="ANN-to-SNN"))
+            row = _ours_row(ds, ar, ours, paper, reason, note, type="ANN-to-SNN")
+            _add_samples(
+                row, {"snn_acc": mine.sample("table6", ds, ar, "QAC", **_SNN)}, bool(reason)
+            )
+            rows.append(row)
     return rows
 
 
@@ -486,9 +553,11 @@ def _wide_row(
     columns: Mapping[str, tuple[float, float]],
     skipped: pd.DataFrame | None,
     note: Any,
+    samples: Mapping[str, tuple[float, float, float]] | None = None,
     **extra: Any,
 ) -> dict[str, Any]:
-    """One row of a wide table: for every column name its (ours, paper) pair."""
+    """One row of a wide table: for every column name its (ours, paper) pair, and for the
+    accuracy columns in ``samples`` their (n, 95 % low, 95 % high)."""
     reason = skip_reason(skipped, [name], ds, ar)
     row: dict[str, Any] = {"dataset": ds, "architecture": ar, **extra}
     ours_vals = {}
@@ -501,7 +570,27 @@ def _wide_row(
         row[f"{col}_delta"] = _delta(ours, paper)
     row["status"] = _status(reason, ours_vals)
     row["note"] = _note_for(note, ds)
+    _add_samples(row, samples or {}, bool(reason))
     return row
+
+
+def _supplement(
+    row: dict[str, Any],
+    mine: _Lookup,
+    table: str,
+    columns: Mapping[str, Mapping[str, Any]],
+    skipped: bool,
+) -> None:
+    """Columns of ours without a paper counterpart (``{column: lookup keys}``), with their
+    intervals; they do not change the row's status."""
+    for col, keys in columns.items():
+        row[col] = (
+            math.nan
+            if skipped
+            else mine.get(table, row["dataset"], row["architecture"], "QAC", **_SNN, **keys)
+        )
+        sample = mine.sample(table, row["dataset"], row["architecture"], "QAC", **_SNN, **keys)
+        _add_samples(row, {col: sample}, skipped)
 
 
 def _table3(mine, rl, skipped, cells, note) -> list[dict[str, Any]]:
@@ -514,9 +603,17 @@ def _table3(mine, rl, skipped, cells, note) -> list[dict[str, Any]]:
             )
             for cal in _TABLE3_CAL
         }
-        row = _wide_row("table3", ds, ar, cols, skipped, note)
+        samples = {
+            cal: mine.sample("table3", ds, ar, "QAC", **_SNN, calibration=cal) for cal in cols
+        }
+        row = _wide_row("table3", ds, ar, cols, skipped, note, samples)
         row["gain"] = _delta(row["base+cal"], row["base"])
         row["gain_paper"] = _delta(row["base+cal_paper"], row["base_paper"])
+        extra = {
+            ALL_AVER: {"alignment": ALL_AVER, "calibration": "base"},
+            _ALL_AVER_CAL: {"alignment": ALL_AVER, "calibration": "base+cal"},
+        }
+        _supplement(row, mine, "table3", extra, row["status"].startswith("skipped"))
         rows.append(row)
     return rows
 
@@ -531,7 +628,8 @@ def _table4(mine, rl, skipped, cells, note) -> list[dict[str, Any]]:
             )
             for a in ALIGNMENT_POLICIES
         }
-        rows.append(_wide_row("table4", ds, ar, cols, skipped, note))
+        samples = {a: mine.sample("table4", ds, ar, "QAC", **_SNN, alignment=a) for a in cols}
+        rows.append(_wide_row("table4", ds, ar, cols, skipped, note, samples))
     return rows
 
 
@@ -560,8 +658,10 @@ def _table5(mine, rl, skipped, cells, note, case4_t) -> list[dict[str, Any]]:
             )
             for k in TABLE5_K
         }
-        row = _wide_row("table5", ds, ar, cols, skipped, note)
+        samples = {f"k{k}": mine.sample("table5", ds, ar, "QAC", **_SNN, k=k) for k in TABLE5_K}
+        row = _wide_row("table5", ds, ar, cols, skipped, note, samples)
         reason = skip_reason(skipped, ["table5"], ds, ar)
+        _supplement(row, mine, "table5", {ALL_AVER: {"alignment": ALL_AVER}}, bool(reason))
         # our base T (k = 1): the Case-4 model's average timesteps (calibration keeps T)
         avg_t = math.nan
         for table in ("table1", "table7", "table2", "table6"):
@@ -596,7 +696,12 @@ def _table8(mine, rl, skipped, cells, Ls, note) -> list[dict[str, Any]]:
                     )
                     for t in TABLE8_T
                 }
-                row = _wide_row("table8", ds, ar, cols, skipped, note, L=L, method=method)
+                samples = {
+                    f"T{t}": mine.sample("table8", ds, ar, method, **_SNN, T=t, L=L)
+                    for t in TABLE8_T
+                }
+                samples["ann_acc"] = mine.sample("table8", ds, ar, "QCFS", "ann_acc", L=L)
+                row = _wide_row("table8", ds, ar, cols, skipped, note, samples, L=L, method=method)
                 row["ann_acc"] = math.nan if row["status"].startswith("skipped") else ann
                 rows.append(row)
     return rows
@@ -629,6 +734,12 @@ def _extra_table(name, mine_df, skipped, cells, note) -> list[dict[str, Any]]:
         if cal is not None:
             s = s[s["calibration"] == cal]
         return float(s["value"].mean()) if len(s) else math.nan
+
+    def sample(sub: pd.DataFrame, q: str) -> tuple[float, float, float]:
+        s = sub[sub["quantity"] == q]
+        if len(s) != 1 or "n" not in s.columns or is_missing(s["n"].iloc[0]):
+            return _NO_SAMPLE
+        return tuple(float(s[c].iloc[0]) for c in ("n", "ci_low", "ci_high"))
 
     for ds, ar, method, case, L in models:
         sub = mine_df[
@@ -669,15 +780,15 @@ def _extra_table(name, mine_df, skipped, cells, note) -> list[dict[str, Any]]:
             vals = {"ann_acc": pick(sub, "ann_acc"), "snn_acc": pick(sub, "snn_acc")}
             if reason:
                 vals = dict.fromkeys(vals, math.nan)
-            rows.append(
-                {
-                    **base,
-                    **vals,
-                    "difference": _delta(vals["snn_acc"], vals["ann_acc"]),
-                    "status": _status(reason, vals),
-                    "note": _note_for(note, ds),
-                }
-            )
+            row = {
+                **base,
+                **vals,
+                "difference": _delta(vals["snn_acc"], vals["ann_acc"]),
+                "status": _status(reason, vals),
+                "note": _note_for(note, ds),
+            }
+            _add_samples(row, {q: sample(sub, q) for q in vals}, bool(reason))
+            rows.append(row)
     return rows
 
 
