@@ -1422,16 +1422,17 @@ def _cutout(x: torch.Tensor, length: int, centres: torch.Tensor) -> torch.Tensor
 
 
 class _EpochSampler:
-    """Yields the current epoch's (index, item_seed) pairs; updated by BatchLoader."""
+    """Batch sampler: the current epoch's batches of (index, item_seed) pairs (set by BatchLoader,
+    already cut to this process's shard)."""
 
     def __init__(self) -> None:
-        self.pairs: list[tuple[int, int]] = []
+        self.batches: list[list[tuple[int, int]]] = []
 
-    def __iter__(self) -> Iterator[tuple[int, int]]:
-        return iter(self.pairs)
+    def __iter__(self) -> Iterator[list[tuple[int, int]]]:
+        return iter(self.batches)
 
     def __len__(self) -> int:
-        return len(self.pairs)
+        return len(self.batches)
 
 
 class _LazyView(torch.utils.data.Dataset):
@@ -1464,6 +1465,11 @@ class BatchLoader:
 
     Each ``iter()`` uses the current epoch and then advances it by one; :meth:`set_epoch` sets it
     explicitly, so ``set_epoch(e)`` followed by iteration always gives the same batches.
+
+    Sharding (multi-process training): with ``world_size`` N, process ``rank`` yields its
+    contiguous slice ``[b*rank//N, b*(rank+1)//N)`` of each global batch of ``b`` images. Order and
+    augmentation are drawn for the global batch from the same ``(seed, epoch)`` generator on every
+    process, so the slices of all ranks concatenate to the single-process batch.
     """
 
     def __init__(
@@ -1478,9 +1484,13 @@ class BatchLoader:
         channels_last: bool = False,
         drop_last: bool = False,
         num_workers: int | None = None,
+        rank: int = 0,
+        world_size: int = 1,
     ) -> None:
         if batch_size <= 0:
             raise ValueError(f"batch_size must be positive, got {batch_size}")
+        if not 0 <= rank < world_size:
+            raise ValueError(f"rank must be in [0, world_size={world_size}), got {rank}")
         if not isinstance(dataset, TensorImageDataset | ImageFolderDataset):
             raise TypeError(f"unsupported dataset type {type(dataset).__name__}")
         self.dataset = dataset
@@ -1497,6 +1507,7 @@ class BatchLoader:
         self.channels_last = channels_last
         self.drop_last = drop_last
         self.num_workers = num_workers if num_workers is not None else min(4, os.cpu_count() or 1)
+        self.rank, self.world_size = rank, world_size
         self._epoch = 0
         self._mean = torch.tensor(dataset.mean, dtype=torch.float32).view(1, -1, 1, 1)
         self._std = torch.tensor(dataset.std, dtype=torch.float32).view(1, -1, 1, 1)
@@ -1524,6 +1535,17 @@ class BatchLoader:
             return self._iter_lazy(g)
         return self._iter_memory(g)
 
+    def shard(self, size: int) -> slice:
+        """This process's slice of a global batch of ``size`` images."""
+        return slice(size * self.rank // self.world_size, size * (self.rank + 1) // self.world_size)
+
+    def _global_batches(self, order: torch.Tensor) -> Iterator[torch.Tensor]:
+        """Positions in ``order`` of each global batch (the last one smaller unless drop_last)."""
+        n = len(order)
+        end = (n // self.batch_size) * self.batch_size if self.drop_last else n
+        for start in range(0, end, self.batch_size):
+            yield order[start : start + self.batch_size]
+
     # -- internals
     def _to_device(self, t: torch.Tensor) -> torch.Tensor:
         if t.device == self.device:
@@ -1533,9 +1555,9 @@ class BatchLoader:
         return t.to(self.device)
 
     def _finish(
-        self, x: torch.Tensor, y: torch.Tensor, g: torch.Generator
+        self, x: torch.Tensor, y: torch.Tensor, g: torch.Generator, size: int
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """uint8 batch -> device, normalise, cutout, memory format."""
+        """This shard of a global batch of ``size`` (uint8) -> device, normalise, cutout, format."""
         dev = self.device
         x, y = self._to_device(x), self._to_device(y)
         if self._mean.device != dev:
@@ -1545,11 +1567,11 @@ class BatchLoader:
             _, _, h, w = xf.shape
             centres = torch.stack(
                 [
-                    torch.randint(0, h, (xf.shape[0],), generator=g),
-                    torch.randint(0, w, (xf.shape[0],), generator=g),
+                    torch.randint(0, h, (size,), generator=g),
+                    torch.randint(0, w, (size,), generator=g),
                 ],
                 dim=1,
-            ).to(dev)
+            )[self.shard(size)].to(dev)
             xf = _cutout(xf, self.augment.cutout, centres)
         if self.channels_last:
             xf = xf.contiguous(memory_format=torch.channels_last)
@@ -1574,15 +1596,14 @@ class BatchLoader:
         assert isinstance(ds, TensorImageDataset)
         n = len(ds)
         order = torch.randperm(n, generator=g) if self.train else torch.arange(n)
-        end = (n // self.batch_size) * self.batch_size if self.drop_last else n
         augment = self.train and self.augment is not None
-        for start in range(0, end, self.batch_size):
-            idx = order[start : start + self.batch_size]
-            x = ds.images.index_select(0, idx)
-            y = ds.labels.index_select(0, idx)
-            if augment:  # on the target device; crop/flip are exact on every device
-                x = self._augment_uint8(self._to_device(x), g)
-            yield self._finish(x, y, g)
+        for idx in self._global_batches(order):
+            part = self.shard(len(idx))
+            if augment:  # the whole global batch, on the target device (exact on every device)
+                x = self._augment_uint8(self._to_device(ds.images.index_select(0, idx)), g)[part]
+            else:
+                x = ds.images.index_select(0, idx[part])
+            yield self._finish(x, ds.labels.index_select(0, idx[part]), g, len(idx))
 
     def _iter_lazy(self, g: torch.Generator) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         ds = self.dataset
@@ -1593,20 +1614,20 @@ class BatchLoader:
             seeds = torch.randint(0, 2**62, (n,), generator=g)
         else:
             seeds = torch.zeros(n, dtype=torch.int64)
-        self._sampler.pairs = list(zip(order.tolist(), seeds.tolist(), strict=True))
+        pairs = list(zip(order.tolist(), seeds.tolist(), strict=True))
+        positions = list(self._global_batches(torch.arange(n)))
+        self._sampler.batches = [pairs[p[0] : p[-1] + 1][self.shard(len(p))] for p in positions]
         if self._dl is None:
             view = _LazyView(ds, self.train, self.augment or AugmentConfig.none())
             self._dl = torch.utils.data.DataLoader(
                 view,
-                batch_size=self.batch_size,
-                sampler=self._sampler,
+                batch_sampler=self._sampler,
                 num_workers=self.num_workers,
-                drop_last=self.drop_last,
                 persistent_workers=self.num_workers > 0,
             )
         try:
-            for x, y in self._dl:
-                yield self._finish(x, y.to(torch.int64), g)
+            for (x, y), p in zip(self._dl, positions, strict=True):
+                yield self._finish(x, y.to(torch.int64), g, len(p))
         except ImageDecodeError as exc:
             # a worker's error arrives as "Caught ... Original Traceback ...": keep its last line
             lines = str(exc).strip().splitlines()

@@ -17,10 +17,19 @@ back to a configuration that completed before copies its result instead of retra
 one model per completed configuration, plus the latest ``state.pt`` (model + optimizer) of each
 unfinished one; delete ``runs/<fingerprint>/`` folders you no longer need. ``train.lock`` keeps a
 second trainer out of the directory.
+
+Several processes (``torchrun --nproc-per-node N -m qac.cli train ...``, one per GPU) train one
+model with DistributedDataParallel and give the update of one process with the same global
+``batch_size``: each takes its slice of every global batch (same order and augmentation), the
+loss is weighted by its share of the batch, and BatchNorm uses global-batch statistics (see
+:mod:`qac.distributed`). Rank 0 alone holds the lock and writes files; a run can be resumed with
+another number of processes. Dropout (VGG-16 on ImageNet) draws per-process masks, so only there
+the result is not the single-process one.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -48,6 +57,17 @@ from qac.checkpoint import (
 )
 from qac.convert import quantizers
 from qac.data import AugmentConfig, BatchLoader, check_source, load_dataset
+from qac.distributed import (
+    World,
+    all_gather_objects,
+    all_reduce_sum,
+    barrier,
+    broadcast_object,
+    device_for,
+    process_group,
+    sync_batchnorm,
+    world_from_env,
+)
 from qac.layers import quantizer_summary
 from qac.models import build
 from qac.runtime import autocast, resolve_device, seed_everything
@@ -230,7 +250,6 @@ def _lr_factor(epoch: int, cfg: TrainConfig) -> float:
     return 0.5 * (1 + math.cos(math.pi * (epoch - cfg.warmup_epochs) / span))
 
 
-@torch.no_grad()
 def evaluate_accuracy(
     model: nn.Module,
     loader: BatchLoader,
@@ -241,6 +260,21 @@ def evaluate_accuracy(
     progress: bool = False,
 ) -> float:
     """Top-1 accuracy (%) of ``model`` (an ANN or a :class:`~qac.convert.SpikingNetwork`)."""
+    correct, total = _count_correct(model, loader, device, bf16=bf16, desc=desc, progress=progress)
+    return 100.0 * correct / max(total, 1)
+
+
+@torch.no_grad()
+def _count_correct(
+    model: nn.Module,
+    loader: BatchLoader,
+    device: torch.device,
+    *,
+    bf16: bool = False,
+    desc: str = "eval",
+    progress: bool = False,
+) -> tuple[int, int]:
+    """(correct top-1 predictions, images) of ``model`` over ``loader``."""
     model.eval()
     correct = total = 0
     dtype = _param_dtype(model)
@@ -250,7 +284,14 @@ def evaluate_accuracy(
             logits = model(images)
         correct += int((logits.argmax(1) == labels).sum())
         total += labels.numel()
-    return 100.0 * correct / max(total, 1)
+    return correct, total
+
+
+def _global_accuracy(model: nn.Module, loader: BatchLoader, cfg: TrainConfig, device) -> float:
+    """Top-1 accuracy (%) over the shards of ``loader`` of all processes."""
+    counts = _count_correct(model, loader, device, bf16=cfg.bf16)
+    correct, total = all_reduce_sum(torch.tensor(counts, dtype=torch.float64, device=device))
+    return 100.0 * float(correct) / max(float(total), 1.0)
 
 
 def _param_dtype(model: nn.Module) -> torch.dtype:
@@ -259,7 +300,7 @@ def _param_dtype(model: nn.Module) -> torch.dtype:
     return param.dtype if param is not None and param.is_floating_point() else torch.float32
 
 
-def _loaders(cfg: TrainConfig, device: torch.device):
+def _loaders(cfg: TrainConfig, device: torch.device, world: World):
     common = {
         "root": cfg.data_root,
         "cache_dir": cfg.cache_dir,
@@ -277,34 +318,68 @@ def _loaders(cfg: TrainConfig, device: torch.device):
         seed=cfg.seed,
         device=device,
         channels_last=cfg.channels_last,
+        rank=world.rank,
+        world_size=world.size,
     )
     test_loader = BatchLoader(
-        test_set, 256, train=False, device=device, channels_last=cfg.channels_last
+        test_set,
+        256,
+        train=False,
+        device=device,
+        channels_last=cfg.channels_last,
+        rank=world.rank,
+        world_size=world.size,
     )
+    _check_shards(len(train_set), cfg.batch_size, world)
     return train_set, train_loader, test_loader
+
+
+def _check_shards(n: int, batch_size: int, world: World) -> None:
+    """Every process must get at least one image of every training batch."""
+    smallest = min(batch_size, n % batch_size or batch_size)
+    if smallest < world.size:
+        raise ConfigError(
+            f"{world.size} processes but a training batch of {smallest} image(s) ({n} images, "
+            f"batch_size={batch_size}): use fewer processes or a train_limit/batch_size that "
+            "leaves at least one image per process"
+        )
 
 
 def train(cfg: TrainConfig, out_dir: str | Path, *, resume: bool = True) -> dict[str, Any]:
     """Train a quantized ANN; returns the final metrics (also written to ``metrics.json``).
 
     ``resume=False`` discards this configuration's earlier run (finished or not) and starts over.
+    Under torchrun (``WORLD_SIZE`` > 1) every process calls this; rank 0 locks and writes.
     """
     cfg.validate()
     _preflight(cfg)
     out_dir = Path(out_dir)
-    with directory_lock(out_dir):
-        _adopt_legacy_state(out_dir)
-        if not (out_dir / "model.pt").exists():  # deleted (Snakemake does): the rest is stale
-            for name in PUBLISHED:
-                (out_dir / name).unlink(missing_ok=True)
-        run_dir = run_directory(out_dir, cfg.fingerprint())
-        if not resume:
-            shutil.rmtree(run_dir, ignore_errors=True)
-        if not all((run_dir / name).is_file() for name in PUBLISHED):
+    device = resolve_device(cfg.device)
+    run_dir = run_directory(out_dir, cfg.fingerprint())
+    with process_group(device) as world, _main_lock(world, out_dir):
+        if broadcast_object(world.main and _prepare(out_dir, run_dir, resume)):
             _train_run(cfg, run_dir)
-        for name in PUBLISHED:
-            atomic_write_bytes(out_dir / name, (run_dir / name).read_bytes())
+        if world.main:
+            for name in PUBLISHED:
+                atomic_write_bytes(out_dir / name, (run_dir / name).read_bytes())
+        barrier()
         return json.loads((out_dir / "metrics.json").read_text())
+
+
+def _main_lock(world: World, out_dir: Path) -> contextlib.AbstractContextManager:
+    """The directory lock on rank 0 (the other ranks never touch files but their own reads)."""
+    return directory_lock(out_dir) if world.main else contextlib.nullcontext()
+
+
+def _prepare(out_dir: Path, run_dir: Path, resume: bool) -> bool:
+    """Tidy ``out_dir`` for this run; whether the run still has to train (rank 0 only)."""
+    _adopt_legacy_state(out_dir)
+    if not (out_dir / "model.pt").exists():  # deleted (Snakemake does): the rest is stale
+        for name in PUBLISHED:
+            (out_dir / name).unlink(missing_ok=True)
+    if not resume:
+        shutil.rmtree(run_dir, ignore_errors=True)
+    return not all((run_dir / name).is_file() for name in PUBLISHED)
 
 
 def _preflight(cfg: TrainConfig) -> None:
@@ -332,8 +407,13 @@ def _restore(
     model: nn.Module,
     optimizer: torch.optim.Optimizer,
     device: torch.device,
+    world: World,
 ) -> tuple[int, list[dict[str, Any]]]:
-    """Load the resume state (if any) into ``model``/``optimizer``/RNG: (next epoch, history)."""
+    """Load the resume state (if any) into ``model``/``optimizer``/RNG: (next epoch, history).
+
+    Each process gets back its own RNG state when the run continues with as many processes as it
+    was saved with, else rank 0's.
+    """
     if not state_path.exists():
         return 0, []
     state = load_checkpoint(state_path, map_location=device)
@@ -344,46 +424,78 @@ def _restore(
         )
     model.load_state_dict(state["state_dict"])
     optimizer.load_state_dict(state["optimizer"])
-    torch.set_rng_state(state["rng_cpu"])
-    if device.type == "cuda" and state.get("rng_cuda") is not None:
-        torch.cuda.set_rng_state(state["rng_cuda"].cpu(), device)
+    ranks = state.get("rng_ranks") or []
+    rng_cpu, rng_cuda = (
+        ranks[world.rank] if len(ranks) == world.size else (state["rng_cpu"], state["rng_cuda"])
+    )
+    torch.set_rng_state(rng_cpu.cpu())
+    if device.type == "cuda" and rng_cuda is not None:
+        torch.cuda.set_rng_state(rng_cuda.cpu(), device)
     return state["epoch"] + 1, state["history"]
+
+
+def _rng_states(device: torch.device) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """This process's (CPU, CUDA) random generator states."""
+    cuda = torch.cuda.get_rng_state(device) if device.type == "cuda" else None
+    return torch.get_rng_state(), cuda
 
 
 def _train_epoch(
     cfg: TrainConfig,
     epoch: int,
-    model: nn.Module,
+    net: nn.Module,
     loader: BatchLoader,
     optimizer: torch.optim.Optimizer,
     criterion: nn.Module,
     device: torch.device,
 ) -> dict[str, Any]:
-    """One pass over ``loader``; the epoch's log record (loss, accuracy, lr, seconds)."""
-    model.train()
+    """One pass over ``loader``; the epoch's log record (loss, accuracy, lr, seconds).
+
+    ``net`` may be DistributedDataParallel: the local mean loss is weighted by
+    ``processes * local images / global images``, so the averaged gradient is that of the global
+    batch mean; loss and accuracy are summed over the processes.
+    """
+    net.train()
     t0 = time.time()
-    loss_sum, correct, seen = 0.0, 0, 0
+    processes = loader.world_size
+    totals = torch.zeros(3, dtype=torch.float64)  # loss sum, correct, images (global)
     bar = tqdm(
-        loader, desc=f"epoch {epoch + 1}/{cfg.epochs}", leave=False, disable=not cfg.progress
+        loader,
+        desc=f"epoch {epoch + 1}/{cfg.epochs}",
+        leave=False,
+        disable=not cfg.progress or loader.rank > 0,
     )
     for step, (images, labels) in enumerate(bar):
-        images = images.to(_param_dtype(model))
+        images = images.to(_param_dtype(net))
         with autocast(device, cfg.bf16):
-            logits = model(images)
+            logits = net(images)
             loss = criterion(logits.to(torch.promote_types(logits.dtype, torch.float32)), labels)
-        if not torch.isfinite(loss):
-            raise TrainingDivergedError(
-                f"loss became {loss.item()} at epoch {epoch + 1}, step {step + 1}: lower the "
-                f"learning rate (lr={cfg.lr}) or the initial alpha/T; nothing was saved for "
-                "this epoch"
+        n = labels.numel()
+        batch = all_reduce_sum(
+            torch.stack(
+                [
+                    loss.detach().to(torch.float64) * n,
+                    (logits.argmax(1) == labels).sum().to(torch.float64),
+                    torch.tensor(float(n), dtype=torch.float64, device=loss.device),
+                ]
             )
+        ).cpu()
+        if not math.isfinite(batch[0]):
+            raise TrainingDivergedError(
+                f"loss became {float(batch[0] / batch[2])} at epoch {epoch + 1}, step "
+                f"{step + 1}: lower the learning rate (lr={cfg.lr}) or the initial alpha/T; "
+                "nothing was saved for this epoch"
+            )
+        if processes > 1:
+            loss = loss * (processes * n / float(batch[2]))
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
-        loss_sum += loss.item() * labels.numel()
-        correct += int((logits.argmax(1) == labels).sum())
-        seen += labels.numel()
-        bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{100 * correct / seen:.1f}")
+        totals += batch
+        bar.set_postfix(
+            loss=f"{totals[0] / totals[2]:.3f}", acc=f"{100 * totals[1] / totals[2]:.1f}"
+        )
+    loss_sum, correct, seen = totals.tolist()
     return {
         "epoch": epoch + 1,
         "lr": optimizer.param_groups[0]["lr"],
@@ -393,50 +505,88 @@ def _train_epoch(
     }
 
 
-def _train_run(cfg: TrainConfig, run_dir: Path) -> None:
-    """Train (or finish) the run in ``run_dir``; ends with its model.pt, metrics.json, log.jsonl."""
-    device = resolve_device(cfg.device)
-    train_set, train_loader, test_loader = _loaders(cfg, device)
-    num_classes = train_set.num_classes
-    spec = model_spec(cfg.arch, num_classes, cfg.activation, cfg.width)
+def _build_model(cfg: TrainConfig, num_classes: int, device: torch.device) -> nn.Module:
+    """The freshly initialised model (same weights on every process), on ``device``."""
     seed_everything(cfg.seed)
     model = build(cfg.arch, num_classes, cfg.activation, width=cfg.width).to(device)
     if cfg.float64:
         model = model.to(torch.float64)
-    run_dir.mkdir(parents=True, exist_ok=True)
     if cfg.channels_last:
         model = model.to(memory_format=torch.channels_last)
+    return sync_batchnorm(model, device)
+
+
+def _data_parallel(model: nn.Module, device: torch.device, world: World) -> nn.Module:
+    """``model`` wrapped in DistributedDataParallel when there are several processes."""
+    if not world.distributed:
+        return model
+    if world.rank > 0:  # its own dropout masks; rank 0 keeps the single-process stream
+        torch.manual_seed(torch.initial_seed() + world.rank)
+    ids = [device.index] if device.type == "cuda" else None
+    return nn.parallel.DistributedDataParallel(model, device_ids=ids)
+
+
+def _train_run(cfg: TrainConfig, run_dir: Path) -> None:
+    """Train (or finish) the run in ``run_dir``; ends with its model.pt, metrics.json, log.jsonl.
+
+    Every process of a torchrun group runs this (after :func:`train` joined the group).
+    """
+    world = world_from_env()
+    device = device_for(world, resolve_device(cfg.device))
+    train_set, train_loader, test_loader = _loaders(cfg, device, world)
+    num_classes = train_set.num_classes
+    spec = model_spec(cfg.arch, num_classes, cfg.activation, cfg.width)
+    model = _build_model(cfg, num_classes, device)
+    if world.main:
+        run_dir.mkdir(parents=True, exist_ok=True)
     optimizer = torch.optim.SGD(_param_groups(model, cfg), lr=cfg.lr, momentum=cfg.momentum)
     base_lrs = [g["lr"] for g in optimizer.param_groups]
     criterion = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
     fingerprint = cfg.fingerprint()
     state_path, log_path = run_dir / "state.pt", run_dir / "log.jsonl"
 
-    start_epoch, history = _restore(state_path, fingerprint, model, optimizer, device)
+    start_epoch, history = _restore(state_path, fingerprint, model, optimizer, device, world)
+    net = _data_parallel(model, device, world)
     test_acc = history[-1].get("test_acc") if history else None
     for epoch in range(start_epoch, cfg.epochs):
         for group, base in zip(optimizer.param_groups, base_lrs, strict=True):
             group["lr"] = base * _lr_factor(epoch, cfg)
         train_loader.set_epoch(epoch)
-        record = _train_epoch(cfg, epoch, model, train_loader, optimizer, criterion, device)
+        record = _train_epoch(cfg, epoch, net, train_loader, optimizer, criterion, device)
         if (epoch + 1) % cfg.eval_every == 0 or epoch + 1 == cfg.epochs:
-            test_acc = evaluate_accuracy(model, test_loader, device, bf16=cfg.bf16)
+            test_acc = _global_accuracy(model, test_loader, cfg, device)
             record["test_acc"] = test_acc
         record["layers"] = quantizer_summary(model)
         history.append(record)
-        save_checkpoint(
-            state_path,
-            spec,
-            model,
-            fingerprint=fingerprint,
-            epoch=epoch,
-            history=history,
-            optimizer=optimizer.state_dict(),
-            rng_cpu=torch.get_rng_state(),
-            rng_cuda=torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
-        )
-        atomic_write_text(log_path, "".join(json.dumps(r) + "\n" for r in history))
+        rng_ranks = all_gather_objects(_rng_states(device))
+        if world.main:
+            save_checkpoint(
+                state_path,
+                spec,
+                model,
+                fingerprint=fingerprint,
+                epoch=epoch,
+                history=history,
+                optimizer=optimizer.state_dict(),
+                rng_cpu=rng_ranks[0][0],
+                rng_cuda=rng_ranks[0][1],
+                rng_ranks=rng_ranks,
+            )
+            atomic_write_text(log_path, "".join(json.dumps(r) + "\n" for r in history))
+    if world.main:
+        _finish_run(cfg, run_dir, spec, model, history, test_acc)
 
+
+def _finish_run(
+    cfg: TrainConfig,
+    run_dir: Path,
+    spec: dict[str, Any],
+    model: nn.Module,
+    history: list[dict[str, Any]],
+    test_acc: float | None,
+) -> None:
+    """Write the completed run's model.pt and metrics.json and drop its resume state."""
+    fingerprint = cfg.fingerprint()
     metrics = {
         "arch": cfg.arch,
         "dataset": cfg.dataset,
@@ -450,4 +600,4 @@ def _train_run(cfg: TrainConfig, run_dir: Path) -> None:
     }
     save_checkpoint(run_dir / "model.pt", spec, model, metrics=metrics, config=metrics["config"])
     atomic_write_json(run_dir / "metrics.json", metrics)
-    state_path.unlink(missing_ok=True)  # the run is complete: model.pt supersedes its resume state
+    (run_dir / "state.pt").unlink(missing_ok=True)  # complete: model.pt supersedes the state

@@ -68,6 +68,19 @@ def gpus():
     return 0 if CFG["device"] == "cpu" else CFG["resources"]["gpus"]
 
 
+def train_command(threads):
+    """`qac train` with its thread budget; with gpus() > 1, one torchrun process per GPU (each
+    gets an equal share of the job's threads)."""
+    n = int(gpus())
+    if n <= 1:
+        return f"QAC_THREADS={threads} {PY} -m qac.cli train"
+    per_process = max(1, int(threads) // n)
+    return (
+        f"QAC_THREADS={per_process} OMP_NUM_THREADS={per_process} {PY} -m torch.distributed.run "
+        f"--standalone --nproc-per-node {n} -m qac.cli train"
+    )
+
+
 def quoted(args):
     return " ".join(shlex.quote(str(a)) for a in args)
 

@@ -3,6 +3,8 @@
 # option reruns the job: Snakemake deletes model.pt, and `qac train` trains the new configuration
 # in <model dir>/runs/<fingerprint>/ beside the old run (kept, and copied back without retraining
 # if the option is changed back); model.pt, metrics.json and log.jsonl appear when it completes.
+# resources.gpus > 1 trains with one process per GPU on one node (torchrun, DDP): the same global
+# batch_size and the same result as one process (qac/distributed.py).
 
 
 rule train:
@@ -11,6 +13,7 @@ rule train:
     params:
         cfg=lambda w: shlex.quote(json.dumps(train_options(CFG, model_of(w)), sort_keys=True)),
         out=lambda w, output: str(Path(output.model).parent),
+        command=lambda w, threads: train_command(threads),
     log:
         f"{RUNS}/logs/train/{{dataset}}/{{arch}}/{{act}}.log",
     benchmark:
@@ -21,5 +24,5 @@ rule train:
         runtime=CFG["resources"]["train_runtime"],
         gpu=gpus(),
     shell:
-        "QAC_THREADS={threads} {PY} -m qac.cli train --config-json {params.cfg} "
+        "{params.command} --config-json {params.cfg} "
         "--out {params.out} --no-progress > {log} 2>&1"
