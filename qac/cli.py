@@ -21,6 +21,7 @@ from qac.align import AlignmentPolicy
 from qac.checkpoint import CheckpointError, atomic_write_json, load_model
 from qac.convert import quantizers
 from qac.data import AugmentConfig, BatchLoader, DatasetNotFoundError, load_dataset, num_classes_of
+from qac.experiments import Model, SNNSetting
 from qac.quant import InfiniteTimestepsError
 from qac.runtime import DeviceError, resolve_device, set_threads, tune_allocator
 from qac.train import ConfigError, TrainConfig, TrainingDivergedError
@@ -214,54 +215,20 @@ def _timesteps_list(text: str) -> list[int]:
     return values
 
 
-_SNN_USAGE = "use POLICY[,k=K][,v0=V][,T=N][,cal][,f64]"
-
-
-def _parse_snn_spec(spec: str) -> dict[str, Any]:
-    """``POLICY[,k=K][,v0=V][,T=N][,cal][,f64]`` -> a setting dict (see ``qac evaluate -h``)."""
-    parts = [p.strip() for p in spec.split(",") if p.strip()]
-    if not parts:
-        raise argparse.ArgumentTypeError(f"empty setting: {_SNN_USAGE}")
-    st: dict[str, Any] = {
-        "policy": parts[0],
-        "k": 1,
-        "v0": "half",
-        "cal": False,
-        "f64": False,
-        "timesteps": None,
-    }
-    parsers: dict[str, Callable[[str], Any]] = {
-        "k": _int_at_least(1),
-        "v0": _v0_option,
-        "T": _int_at_least(1),
-    }
+def _snn_setting(text: str) -> SNNSetting:
+    """``--snn`` value: :meth:`qac.experiments.SNNSetting.parse` (see ``qac evaluate -h``)."""
     try:
-        _policy(parts[0])
-        for part in parts[1:]:
-            key, eq, value = part.partition("=")
-            if key in ("cal", "f64") and not eq:
-                st[key] = True
-            elif key in ("k", "v0", "T") and value:
-                st["timesteps" if key == "T" else key] = parsers[key](value)
-            else:
-                raise argparse.ArgumentTypeError(f"unknown part {part!r}: {_SNN_USAGE}")
-    except argparse.ArgumentTypeError as exc:
-        raise argparse.ArgumentTypeError(f"bad setting {spec!r}: {exc}") from None
-    return st
+        return SNNSetting.parse(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-def _format_snn_spec(st: dict[str, Any]) -> str:
-    text = str(st["policy"])
-    if st["k"] != 1:
-        text += f",k={st['k']}"
-    if st["v0"] != "half":
-        text += f",v0={st['v0']}"
-    if st["timesteps"] is not None:
-        text += f",T={st['timesteps']}"
-    for flag in ("cal", "f64"):
-        if st[flag]:
-            text += f",{flag}"
-    return text
+def _model_id(text: str) -> Model:
+    """``--model-id`` value: ``<dataset>/<arch>/<act>`` (:meth:`qac.experiments.Model.parse`)."""
+    try:
+        return Model.parse(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _jsonable(obj: Any) -> Any:
@@ -364,23 +331,23 @@ def _load_calibration(path: str) -> dict[str, Any]:
     return calib
 
 
-def _snn_settings(args, calib: dict[str, Any] | None) -> list[dict[str, Any]]:
+def _snn_settings(args, calib: dict[str, Any] | None) -> list[SNNSetting]:
     """The --snn settings, preceded by the one --policy/--calibration describe."""
     settings = list(args.snn or [])
     if args.policy or (calib is not None and not settings):
         policy = args.policy or (calib.get("config") or {}).get("policy", "aver+aver")
         settings.insert(
             0,
-            {
-                "policy": policy,
-                "k": args.k,
-                "v0": args.v0,
-                "cal": calib is not None,
-                "f64": args.float64,
-                "timesteps": args.timesteps,
-            },
+            SNNSetting(
+                policy,
+                k=args.k,
+                v0=args.v0,
+                timesteps=args.timesteps,
+                cal=calib is not None,
+                f64=args.float64,
+            ),
         )
-    if calib is None and any(st["cal"] for st in settings):
+    if calib is None and any(st.cal for st in settings):
         raise ConfigError("an --snn setting asks for 'cal' but no --calibration FILE was given")
     return settings
 
@@ -401,7 +368,7 @@ def _qcfs_sweep_result(
 
 
 def cmd_evaluate(args) -> int:
-    from qac.evaluate import check_neuron_state, evaluate_ann, evaluate_snn
+    from qac.evaluate import check_neuron_state, evaluate_ann, evaluate_snn, write_evaluation
 
     _check_output(args.out, "--out")
     calib = _load_calibration(args.calibration) if args.calibration else None
@@ -424,35 +391,34 @@ def cmd_evaluate(args) -> int:
     }
     if calib is not None and calib.get("record"):  # loss/accuracy before and after, source
         result["calibration"] = calib["record"]
-    if any(st["f64"] for st in settings) and dtype is None:
+    if any(st.f64 for st in settings) and dtype is None:
         result["ann"]["ann_acc_float64"] = evaluate_ann(
             model, loader, dtype=torch.float64, progress=progress
         )["ann_acc"]
-    runs = []
-    for st in settings:
-        run = evaluate_snn(
+    runs = [
+        evaluate_snn(
             model,
             loader,
-            policy=st["policy"],
-            v0=st["v0"],
-            temporal_scale=st["k"],
-            timesteps=st["timesteps"],
-            neuron_state=neuron_state if st["cal"] else None,
-            dtype=torch.float64 if st["f64"] else dtype,
+            policy=st.policy,
+            v0=st.v0,
+            temporal_scale=st.k,
+            timesteps=st.timesteps,
+            neuron_state=neuron_state if st.cal else None,
+            dtype=torch.float64 if st.f64 else dtype,
             progress=progress,
         )
-        run["setting"] = _format_snn_spec(st)
-        runs.append(run)
+        for st in settings
+    ]
     if runs:
         result["snn"] = runs
     if args.sweep:
         result["qcfs_sweep"], result["qcfs_sweep_per_image"] = _qcfs_sweep_result(
             model, loader, args.sweep, progress
         )
-    atomic_write_json(args.out, _jsonable(result))
+    write_evaluation(args.out, result, settings, model=args.model_id)
     line = f"ANN {result['ann']['ann_acc']:.2f}%"
-    for run in result.get("snn", []):
-        line += f"; SNN {run['snn_acc']:.2f}% ({run['setting']}, avg T {run['avg_timesteps']:.2f})"
+    for st, run in zip(settings, runs, strict=True):
+        line += f"; SNN {run['snn_acc']:.2f}% ({st}, avg T {run['avg_timesteps']:.2f})"
     print(line + f" -> {args.out}")
     return 0
 
@@ -545,6 +511,20 @@ def cmd_info(args) -> int:
     return 0
 
 
+def cmd_report(args) -> int:
+    """``qac report ...``: tables, figures and captions (:mod:`qac.report.cli`)."""
+    from qac.report.cli import run
+
+    return run(args)
+
+
+def cmd_paper(args) -> int:
+    """``qac paper ...``: comparison, claims and audit against the paper (:mod:`qac.paper.cli`)."""
+    from qac.paper.cli import run
+
+    return run(args)
+
+
 # --------------------------------------------------------------------------------------------
 def _version() -> str:
     """qac-bench's version and torch's (from the installed package metadata)."""
@@ -608,7 +588,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--snn",
         action="append",
-        type=_parse_snn_spec,
+        type=_snn_setting,
         metavar="SPEC",
         help="an SNN setting to evaluate (repeatable): POLICY[,k=K][,v0=half|zero|X][,T=N]"
         "[,cal][,f64], e.g. 'aver+aver,k=2' or 'aver+aver,cal' (uses --calibration)",
@@ -617,6 +597,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--sweep",
         type=_timesteps_list,
         help="QCFS T sweep, e.g. 1,2,3,4,8,16,32,64 (with and without averaging alignment)",
+    )
+    p.add_argument(
+        "--model-id",
+        type=_model_id,
+        metavar="DATASET/ARCH/ACT",
+        help="the workflow's model id to record in the output, e.g. cifar10/resnet20/qac-c4",
     )
     _data_args(p)
     p.set_defaults(func=cmd_evaluate)
@@ -679,6 +665,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint", required=True)
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(func=cmd_info)
+
+    from qac.paper.cli import add_commands as add_paper_commands
+    from qac.report.cli import add_commands as add_report_commands
+
+    p = sub.add_parser("report", help="tables, figures and captions from evaluation JSON files")
+    add_report_commands(p)
+    p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("paper", help="compare, claims, audit, summary: our results vs the paper")
+    add_paper_commands(p)
+    p.set_defaults(func=cmd_paper)
     return parser
 
 

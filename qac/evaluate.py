@@ -18,6 +18,7 @@ from __future__ import annotations
 import copy
 import math
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -27,6 +28,8 @@ from tqdm import tqdm
 from qac.align import AlignmentPolicy
 from qac.convert import SpikingNetwork, TimeFolded, conversion_error, quantizers, to_snn
 from qac.data import BatchLoader
+from qac.experiments import RECORD_FORMAT, Model, SNNSetting, record_fields
+from qac.io import atomic_write_json
 from qac.layers import quantizer_summary
 from qac.stats import average_bits, average_timesteps, layer_timesteps, spike_stats, synaptic_ops
 from qac.uncertainty import PerImage
@@ -41,6 +44,7 @@ __all__ = [
     "ann_macs",
     "apply_neuron_state",
     "check_neuron_state",
+    "write_evaluation",
 ]
 
 E_MAC_PJ = 4.6
@@ -299,3 +303,47 @@ def qcfs_sweep_records(
                 hits[T].append((p == labels).cpu().numpy())
             labels_seen.append(labels.cpu().numpy())
     return {T: PerImage.from_predictions(hits[T], labels_seen) for T in Ts}
+
+
+def write_evaluation(
+    path: str | Path,
+    result: dict[str, Any],
+    settings: Iterable[SNNSetting] = (),
+    model: Model | None = None,
+) -> dict[str, Any]:
+    """Write the record of one ``qac evaluate`` run as JSON (atomically) and return it.
+
+    ``result`` holds ``ann`` and, when SNN settings were evaluated, ``snn`` (one run per entry
+    of ``settings``, in order); each run gets its setting as the on-disk string (``setting``)
+    and as fields (``setting_fields``, :meth:`qac.experiments.SNNSetting.to_json`); ``model``
+    (the workflow's model id) is recorded as ``model: {dataset, arch, act}``. Infinity (e.g.
+    case 3's T) is written as ``null`` with a flag: ``"avg_timesteps": null,
+    "avg_timesteps_infinite": true`` (read back with :func:`qac.experiments.record_value`).
+    """
+    record: dict[str, Any] = {"format": RECORD_FORMAT}
+    if model is not None:
+        record["model"] = model.to_json()
+    record.update(result)
+    runs = list(record.get("snn") or [])
+    settings = list(settings)
+    if len(runs) != len(settings):
+        raise ValueError(f"{len(runs)} SNN runs but {len(settings)} settings")
+    if runs:
+        record["snn"] = [
+            {**run, "setting": s.format(), "setting_fields": s.to_json()}
+            for run, s in zip(runs, settings, strict=True)
+        ]
+    record = record_fields(_plain(record))
+    atomic_write_json(path, record)
+    return record
+
+
+def _plain(obj: Any) -> Any:
+    """Tensors as (nested) lists, tuples as lists, keys as strings."""
+    if isinstance(obj, torch.Tensor):
+        return _plain(obj.tolist())
+    if isinstance(obj, dict):
+        return {str(k): _plain(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_plain(v) for v in obj]
+    return obj

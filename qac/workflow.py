@@ -16,14 +16,26 @@ import copy
 import csv
 import re
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from qac.experiments import (
+    ARTIFACT_MODELS,
+    ARTIFACTS,
+    FIGURES,
+    MAIN_ACT,
+    TABLES,
+    Activation,
+    Model,
+    grid_settings,
+)
+
 __all__ = [
     "ARTIFACTS",
+    "TABLES",
+    "FIGURES",
     "Model",
     "resolve_config",
     "deep_merge",
@@ -43,27 +55,6 @@ ROOT = Path(__file__).resolve().parents[1]
 PRESET_DIR = ROOT / "workflow" / "presets"
 SCHEMA = ROOT / "workflow" / "schemas" / "config.schema.yaml"
 SCALES = ("smoke", "cpu", "paper")
-
-TABLES = [f"table{i}" for i in range(1, 9)]
-FIGURES = ["fig1", "fig2", "fig3", "figs5_10"]
-ARTIFACTS = TABLES + FIGURES
-TABLE_DATASET = {"table1": "cifar10", "table7": "cifar100", "table2": "imagenet"}
-
-
-@dataclass(frozen=True, order=True)
-class Model:
-    dataset: str
-    arch: str
-    act: str
-
-    @property
-    def path(self) -> str:
-        return f"{self.dataset}/{self.arch}/{self.act}"
-
-    @property
-    def builder(self) -> str:
-        """The :func:`qac.models.build` name: ImageNet uses the ImageNet variants."""
-        return f"{self.arch}_imagenet" if self.dataset == "imagenet" else self.arch
 
 
 class _Loader(yaml.SafeLoader):
@@ -165,11 +156,16 @@ def available(cfg: dict, dataset: str) -> bool:
 # ------------------------------------------------------------------------------------------
 # which models each artifact needs
 # ------------------------------------------------------------------------------------------
-def _grid(exp: dict) -> list[tuple[str, str]]:
+def _grid(exp: dict, entry: str | None = None, exclude: bool = False) -> list[tuple[str, str]]:
+    """The (dataset, arch) pairs of one ``experiments`` grid: its ``models`` (a list, or a
+    mapping whose entry ``entry`` is taken, or every other entry with ``exclude``), else every
+    dataset with every architecture."""
     if "models" in exp:
         models = exp["models"]
-        pairs = models.values() if isinstance(models, dict) else models
-        return [tuple(p) for p in pairs]
+        if isinstance(models, dict):
+            names = [n for n in models if entry is None or (n == entry) != exclude]
+            return [tuple(models[n]) for n in names]
+        return [tuple(p) for p in models]
     return [(d, a) for d in exp["datasets"] for a in exp["archs"]]
 
 
@@ -179,36 +175,18 @@ def _main_pairs(cfg: dict, dataset: str | None = None) -> list[tuple[str, str]]:
 
 
 def models_for(cfg: dict, artifact: str, *, include_unavailable: bool = False) -> list[Model]:
-    """The models an artifact is computed from (only available datasets unless asked)."""
-    exp = cfg["experiments"]
-    if artifact in TABLE_DATASET:
-        models = [Model(d, a, "qac-c4") for d, a in _main_pairs(cfg, TABLE_DATASET[artifact])]
-    elif artifact in ("table3", "table6"):
-        models = [Model(d, a, "qac-c4") for d, a in _main_pairs(cfg)]
-    elif artifact == "table4":
-        models = [Model(d, a, "qac-c4") for d, a in _grid(exp["alignment"])]
-    elif artifact in ("table5", "fig3"):
-        models = [Model(d, a, "qac-c4") for d, a in _grid(exp["scaling"])]
-    elif artifact == "table8":
-        models = [
-            Model(d, a, f"qcfs-L{L}") for d, a in _grid(exp["qcfs"]) for L in exp["qcfs"]["levels"]
-        ]
-    elif artifact == "fig2":
-        models = [
-            Model(d, a, f"qac-c{c}") for d, a in _grid(exp["cases"]) for c in exp["cases"]["cases"]
-        ]
-    elif artifact == "fig1":
-        d, a = exp["layers"]["models"]["fig1"]
-        models = [Model(d, a, "qac-c4")]
-    elif artifact == "figs5_10":
-        models = [
-            Model(d, a, f"qac-c{c}")
-            for name, (d, a) in exp["layers"]["models"].items()
-            if name != "fig1"
-            for c in exp["layers"]["cases"]
-        ]
-    else:
-        raise ValueError(f"unknown artifact {artifact!r}: expected one of {ARTIFACTS}")
+    """The models an artifact is computed from (:data:`qac.experiments.ARTIFACT_MODELS`; only
+    available datasets unless asked)."""
+    if artifact not in ARTIFACT_MODELS:
+        raise ValueError(f"unknown artifact {artifact!r}: expected one of {list(ARTIFACTS)}")
+    sel = ARTIFACT_MODELS[artifact]
+    grid = cfg["experiments"][sel.grid]
+    models = [
+        Model(d, a, act)
+        for d, a in _grid(grid, sel.entry, sel.exclude_entry)
+        if sel.dataset is None or d == sel.dataset
+        for act in sel.acts(grid)
+    ]
     unique = sorted(set(models))
     return unique if include_unavailable else [m for m in unique if available(cfg, m.dataset)]
 
@@ -218,7 +196,7 @@ def all_models(cfg: dict) -> list[Model]:
 
 
 def needs_calibration(cfg: dict, model: Model) -> bool:
-    return model.act == "qac-c4" and (model.dataset, model.arch) in _main_pairs(cfg)
+    return model.act == MAIN_ACT and (model.dataset, model.arch) in _main_pairs(cfg)
 
 
 def skipped_items(cfg: dict) -> list[dict[str, str]]:
@@ -243,11 +221,9 @@ def skipped_items(cfg: dict) -> list[dict[str, str]]:
 # what each job is given
 # ------------------------------------------------------------------------------------------
 def _activation(cfg: dict, act: str) -> dict[str, Any]:
-    if act.startswith("qac-c"):
-        return {"name": "qac", "case": int(act[len("qac-c") :]), **cfg["qac_init"]}
-    if act.startswith("qcfs-L"):
-        return {"name": "qcfs", "levels": int(act[len("qcfs-L") :]), **cfg["qcfs_init"]}
-    raise ValueError(f"unknown activation id {act!r}: expected qac-c<case> or qcfs-L<levels>")
+    activation = Activation.parse(act)
+    init = cfg["qac_init"] if activation.case is not None else cfg["qcfs_init"]
+    return {**activation.options(), **init}
 
 
 def train_options(cfg: dict, model: Model) -> dict[str, Any]:
@@ -281,22 +257,19 @@ def eval_arguments(cfg: dict, model: Model) -> list[str]:
     accuracy that the main policy approaches; k-scaling is not repeated for it) and in float64
     (the exactness check).
     """
-    exp, main = cfg["experiments"], cfg["main_policy"]
+    exp = cfg["experiments"]
     pair = (model.dataset, model.arch)
     settings: list[str] = []
-    if model.act == "qac-c4":
-        if pair in _main_pairs(cfg):
-            settings += [main, f"{main},cal", "aver+aver+aver", "aver+aver+aver,cal"]
-            settings.append("aver+aver+aver,f64")
-        if pair in _grid(exp["alignment"]):
-            settings += list(exp["alignment"]["policies"])
-        if pair in _grid(exp["scaling"]):
-            settings += [main if k == 1 else f"{main},k={k}" for k in exp["scaling"]["k"]]
+    if model.act == MAIN_ACT:
+        for name in ("main", "alignment", "scaling"):
+            if pair in _grid(exp[name]):
+                settings += [s.format() for s in grid_settings(name, exp[name], cfg["main_policy"])]
     args: list[str] = []
     for s in dict.fromkeys(settings):  # unique, in order
         args += ["--snn", s]
-    if model.act.startswith("qcfs-L"):
+    if model.activation.levels is not None:
         args += ["--sweep", ",".join(str(T) for T in exp["qcfs"]["timesteps"])]
+    args += ["--model-id", model.path]
     ev = cfg["evaluation"]
     if ev.get("limit"):
         args += ["--limit", str(ev["limit"])]

@@ -1,4 +1,4 @@
-"""Tests for the paper self-consistency audit (qac/audit.py)."""
+"""Tests for the paper self-consistency audit (qac/paper/audit.py, audit_tables.py)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from qac.audit import Finding, audit, audit_markdown
+from qac.paper.audit import audit, audit_markdown
+from qac.paper.audit_tables import Finding
 
 
 @pytest.fixture(scope="module")

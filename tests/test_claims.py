@@ -8,23 +8,22 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from qac.claims import (
+from qac.paper.claims import (
     CLAIMS,
-    ClaimResult,
     check_all,
     check_c1_ann_equivalence,
     check_c2_case4_fewest_timesteps,
     check_c3_alignment_ranking,
     check_c4_temporal_scaling,
+)
+from qac.paper.claims_baselines import (
     check_c5_qcfs_aver,
     check_c6_calibration,
     check_c7_qac_vs_qcfs,
-    check_paper_claims,
-    claims_markdown,
-    evaluate_check,
-    select_rows,
 )
-from qac.reference import COLUMNS, load_reference
+from qac.paper.reference import COLUMNS, load_reference
+from qac.paper.text_claims import check_paper_claims, evaluate_check, select_rows
+from qac.paper.verdicts import ClaimResult, claims_markdown
 
 
 def frame(rows: list[dict[str, Any]]) -> pd.DataFrame:

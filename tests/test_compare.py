@@ -9,7 +9,7 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from qac.compare import (
+from qac.paper.compare import (
     DEFAULT_TOLERANCES,
     OUTPUT_COLUMNS,
     compare,

@@ -10,9 +10,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from qac.claims import check_all
-from qac.compare import compare
-from qac.report import reference_rows
+from qac.paper.claims import check_all
+from qac.paper.compare import compare
+from qac.report.collect import reference_rows
 
 REPO = Path(__file__).resolve().parents[1]
 TIDY = REPO / "results" / "paper" / "tidy.csv"

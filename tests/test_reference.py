@@ -1,4 +1,4 @@
-"""Tests for the transcribed reference numbers (qac/reference)."""
+"""Tests for the transcribed reference numbers (qac/paper/reference.py, qac/paper/data)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import math
 import pandas as pd
 import pytest
 
-from qac.reference import (
+from qac.paper.reference import (
     COLUMNS,
     KEY_COLUMNS,
     TABLE_SHAPES,
@@ -43,7 +43,7 @@ def ref() -> pd.DataFrame:
 
 
 def test_csv_is_package_data() -> None:
-    res = importlib.resources.files("qac.reference") / "paper_numbers.csv"
+    res = importlib.resources.files("qac.paper") / "data" / "paper_numbers.csv"
     assert res.is_file()
     assert reference_path().is_file()
     header = reference_path().read_text(encoding="utf-8").splitlines()[0]

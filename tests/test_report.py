@@ -25,33 +25,33 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from qac.claims import check_all, claims_markdown
-from qac.compare import compare
-from qac.reference import KEY_COLUMNS, load_reference
-from qac.report import (
-    EXPECTED_COLUMNS,
-    EXTRA_TABLE_NAMES,
-    FIGURE_FILES,
-    FIGURE_NAMES,
+from qac.paper.claims import check_all
+from qac.paper.compare import compare
+from qac.paper.reference import KEY_COLUMNS, load_reference
+from qac.paper.verdicts import claims_markdown
+from qac.report import figures as report_figures
+from qac.report._common import ReportInputError, skipped_rows
+from qac.report.captions import caption
+from qac.report.cli import main as cli_main
+from qac.report.collect import (
     LAYER_COLUMNS,
-    TABLE_NAMES,
     TIDY_COLUMNS,
-    ReportInputError,
-    caption,
     collect,
-    expected_rows,
     layer_profiles,
-    make_figure,
-    make_table,
     read_layers,
     read_tidy,
     reference_rows,
-    skipped_rows,
     write_csv,
+)
+from qac.report.figures import FIGURE_FILES, FIGURE_NAMES, make_figure
+from qac.report.tables import (
+    EXPECTED_COLUMNS,
+    EXTRA_TABLE_NAMES,
+    TABLE_NAMES,
+    expected_rows,
+    make_table,
     write_table,
 )
-from qac.report import figures as report_figures
-from qac.report.cli import main as cli_main
 
 #: Figures need the optional plotting dependencies (pyproject extra "workflow").
 HAS_PLOTTING = all(importlib.util.find_spec(m) for m in ("matplotlib", "seaborn", "PIL"))

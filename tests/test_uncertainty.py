@@ -8,8 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from qac.claims import check_c3_alignment_ranking, check_c6_calibration
-from qac.reference import COLUMNS
+from qac.paper.claims import check_c3_alignment_ranking
+from qac.paper.claims_baselines import check_c6_calibration
+from qac.paper.reference import COLUMNS
 from qac.uncertainty import (
     Accuracy,
     Difference,

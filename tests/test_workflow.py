@@ -148,7 +148,7 @@ TABLE_ROWS_AT_LEAST = {f"table{i}": 1 for i in range(1, 9)}
 def test_smoke_dag_produces_every_artifact(smoke_run):
     from PIL import Image
 
-    from qac.report import EXPECTED_COLUMNS
+    from qac.report.tables import EXPECTED_COLUMNS
 
     res, fig = smoke_run / "results" / "smoke", smoke_run / "figures" / "smoke"
     for name in ARTIFACTS:
@@ -195,7 +195,7 @@ def test_smoke_exactness_claim_holds(smoke_run):
     tidy = pd.read_csv(smoke_run / "results" / "smoke" / "tidy.csv")
     exact = tidy[tidy["table"] == "exactness"]
     assert len(exact) > 0
-    from qac.claims import check_c1_ann_equivalence
+    from qac.paper.claims import check_c1_ann_equivalence
 
     assert check_c1_ann_equivalence(tidy).status == "holds"
 

@@ -1,16 +1,21 @@
-"""Tables, figures and captions of the QAC replication (``python -m qac.report``).
+"""Tables, figures and captions of the QAC replication (``qac report``).
+
+This package defines nothing itself: import from its modules (``collect``, ``tables``,
+``figures``, ``captions``, ``_common``, ``cli``; the names below are relative to
+:mod:`qac.report`).
 
 Pipeline
 --------
-1. :func:`collect` reads the ``qac evaluate`` JSON of every trained model
+1. :func:`collect.collect` reads the ``qac evaluate`` JSON of every trained model
    (``results/<scale>/eval/<dataset>/<arch>/<act>.json``, ``act`` = ``qac-c1`` ... ``qac-c4``
-   or ``qcfs-L<L>``) into tidy rows in the reference schema (``qac.reference.COLUMNS``) plus
-   ``scale``, ``case`` and ``source`` (the JSON file).  :func:`layer_profiles` gives the
-   per-layer T / bits / alpha of every model.
-2. :func:`make_table` builds each paper table (our numbers beside the paper's, deltas,
-   notes, skipped cells); :func:`write_table` writes ``.csv``, ``.md`` and ``.tex``.
-3. :func:`make_figure` draws Fig. 1, Fig. 2/11, Fig. 3 and Figs. 5-10 (PNG 300 dpi + PDF).
-4. :func:`caption` says what the paper reports for each table/figure.
+   or ``qcfs-L<L>``) into tidy rows in the reference schema (``qac.paper.reference.COLUMNS``)
+   plus ``scale``, ``case`` and ``source`` (the JSON file).  :func:`collect.layer_profiles`
+   gives the per-layer T / bits / alpha of every model.
+2. :func:`tables.make_table` builds each paper table (our numbers beside the paper's, deltas,
+   notes, skipped cells); :func:`tables.write_table` writes ``.csv``, ``.md`` and ``.tex``.
+3. :func:`figures.make_figure` draws Fig. 1, Fig. 2/11, Fig. 3 and Figs. 5-10 (PNG 300 dpi +
+   PDF).
+4. :func:`captions.caption` says what the paper reports for each table/figure.
 
 Which evaluation setting feeds which rows (``M`` = ``main_policy``, default ``aver+aver``)
 ------------------------------------------------------------------------------------------
@@ -40,14 +45,15 @@ any model, ``aver+aver+aver``  ``exactness``: ``snn_acc`` (alignment ``aver+aver
 
 Other settings (``v0=``, ``T=``, calibrated k > 1, ...) are not used.  Rows of tables 1-8
 have unique reference keys per scale; the extra tables (``fig2``, ``energy``,
-``exactness``) hold one row per case with the same key, so feed :func:`reference_rows` of
-the frame to :func:`qac.compare.compare` (whose duplicate check does not look at ``case``).
-:func:`qac.claims.check_all` takes the whole frame.
+``exactness``) hold one row per case with the same key, so feed :func:`collect.reference_rows`
+of the frame to :func:`qac.paper.compare.compare` (whose duplicate check does not look at
+``case``).
+:func:`qac.paper.claims.check_all` takes the whole frame.
 
 Skipped experiments
 -------------------
-:func:`skipped_rows` normalises ``(experiment, dataset, architecture, reason)`` entries (a
-CSV with that header - ``qac.workflow.write_skipped``'s ``artifact,dataset,arch,act,reason``
+:func:`_common.skipped_rows` normalises ``(experiment, dataset, architecture, reason)`` entries
+(a CSV with that header - ``qac.workflow.write_skipped``'s ``artifact,dataset,arch,act,reason``
 is accepted too - JSON, tuples or dicts).  ``experiment`` is a table/figure name
 (``table4``, ``fig2``, ``figs5_10``, ``fig7``...) or ``*``; ``dataset``/``architecture``
 may be ``*``.  Covered cells show ``skipped (reason)`` in tables and a framed "skipped
@@ -55,8 +61,8 @@ may be ``*``.  Covered cells show ``skipped (reason)`` in tables and a framed "s
 
 Tables
 ------
-:data:`EXPECTED_COLUMNS` fixes every table's columns; :func:`expected_rows` gives the row
-count for a grid (rules in its docstring; summary: tables 3/4/5 one row per (dataset,
+:data:`tables.EXPECTED_COLUMNS` fixes every table's columns; :func:`tables.expected_rows` gives
+the row count for a grid (rules in its docstring; summary: tables 3/4/5 one row per (dataset,
 architecture) cell of the paper's table plus the grid's cells; table 8 cells x L x 2
 methods; tables 1/2/6/7 the paper's literature rows + one ``QAC (paper)`` row per paper
 cell + one ``QAC (ours)`` row per cell).  See :mod:`qac.report.tables` for the column
@@ -66,84 +72,14 @@ CLI
 ---
 ::
 
-    python -m qac.report collect --scale S --out tidy.csv EVAL.json...
-    python -m qac.report layers --out layers.csv EVAL.json...
-    python -m qac.report table --name table1 --tidy tidy.csv [--skipped skipped.csv] \\
+    qac report collect --scale S --out tidy.csv EVAL.json...
+    qac report layers --out layers.csv EVAL.json...
+    qac report table --name table1 --tidy tidy.csv [--skipped skipped.csv] \\
         [--note TEXT] --out-prefix results/S/tables/table1
-    python -m qac.report figure --name fig2 --tidy tidy.csv --layers layers.csv \\
+    qac report figure --name fig2 --tidy tidy.csv --layers layers.csv \\
         [--skipped skipped.csv] --out-dir figures/S
-    python -m qac.report captions --out-dir results/S/captions [--scale S] [--names ...]
-    python -m qac.report caption --name table1
+    qac report captions --out-dir results/S/captions [--scale S] [--names ...]
+    qac report caption --name table1
 
 Bad input exits with status 2 and one ``qac.report: error: ...`` line.
 """
-
-from qac.report._common import (
-    ARCHITECTURES,
-    DATASETS,
-    SKIPPED_COLUMNS,
-    ReportInputError,
-    skip_reason,
-    skipped_rows,
-)
-from qac.report.captions import FIGURE_CELLS, caption
-from qac.report.collect import (
-    EXTRA_TABLES,
-    LAYER_COLUMNS,
-    REFERENCE_TABLES,
-    TIDY_COLUMNS,
-    collect,
-    layer_profiles,
-    parse_eval_path,
-    parse_setting,
-    read_layers,
-    read_tidy,
-    reference_rows,
-    write_csv,
-)
-from qac.report.figures import FIGURE_FILES, FIGURE_NAMES, make_figure, set_style
-from qac.report.tables import (
-    EXPECTED_COLUMNS,
-    EXTRA_TABLE_NAMES,
-    TABLE_NAMES,
-    expected_rows,
-    make_table,
-    table_latex,
-    table_markdown,
-    write_table,
-)
-
-__all__ = [
-    "ARCHITECTURES",
-    "DATASETS",
-    "SKIPPED_COLUMNS",
-    "ReportInputError",
-    "skip_reason",
-    "skipped_rows",
-    "FIGURE_CELLS",
-    "caption",
-    "EXTRA_TABLES",
-    "LAYER_COLUMNS",
-    "REFERENCE_TABLES",
-    "TIDY_COLUMNS",
-    "collect",
-    "layer_profiles",
-    "parse_eval_path",
-    "parse_setting",
-    "read_layers",
-    "read_tidy",
-    "reference_rows",
-    "write_csv",
-    "FIGURE_FILES",
-    "FIGURE_NAMES",
-    "make_figure",
-    "set_style",
-    "EXPECTED_COLUMNS",
-    "EXTRA_TABLE_NAMES",
-    "TABLE_NAMES",
-    "expected_rows",
-    "make_table",
-    "table_latex",
-    "table_markdown",
-    "write_table",
-]

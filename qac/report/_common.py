@@ -11,6 +11,7 @@ from typing import Any
 
 import pandas as pd
 
+import qac.experiments as _spec
 from qac.io import atomic_write_bytes, atomic_write_text
 
 __all__ = [
@@ -32,28 +33,12 @@ __all__ = [
     "atomic_write_bytes",
 ]
 
-#: Dataset order used in every table and figure.
-DATASETS: tuple[str, ...] = ("cifar10", "cifar100", "imagenet")
-#: Architecture order used in every table and figure (Table 1's order).
-ARCHITECTURES: tuple[str, ...] = ("vgg16", "resnet18", "resnet20")
-#: The four QAC quantization-parameter cases of Sec. 5.1.
-CASES: tuple[int, ...] = (1, 2, 3, 4)
-
-DATASET_LABELS: dict[str, str] = {
-    "cifar10": "CIFAR-10",
-    "cifar100": "CIFAR-100",
-    "imagenet": "ImageNet",
-}
-ARCH_LABELS: dict[str, str] = {
-    "vgg9": "VGG-9",
-    "vgg16": "VGG-16",
-    "resnet18": "ResNet-18",
-    "resnet19": "ResNet-19",
-    "resnet20": "ResNet-20",
-    "resnet34": "ResNet-34",
-    "sew_resnet34": "SEW ResNet-34",
-    "modified_plif_net": "Modified PLIF Net",
-}
+#: Dataset and architecture orders and labels, and the QAC cases: :mod:`qac.experiments`.
+DATASETS = _spec.DATASETS
+ARCHITECTURES = _spec.ARCHITECTURES
+CASES = _spec.CASES
+DATASET_LABELS = _spec.DATASET_LABELS
+ARCH_LABELS = _spec.ARCH_LABELS
 #: Columns of a normalised skipped-experiments frame (:func:`skipped_rows`).
 SKIPPED_COLUMNS: tuple[str, ...] = ("experiment", "dataset", "architecture", "reason")
 _WILDCARDS = {"*", "all", "any", ""}

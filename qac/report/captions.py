@@ -8,7 +8,7 @@ from typing import Any
 
 import pandas as pd
 
-from qac.reference import load_paper_claims, load_reference, normalize_frame
+from qac.paper.reference import load_paper_claims, load_reference, normalize_frame
 from qac.report._common import ReportInputError, arch_label, cell_label, dataset_label
 
 __all__ = ["caption", "FIGURE_CELLS"]

@@ -1,4 +1,5 @@
-"""``python -m qac.report``: collect, layers, table, figure (called by the Snakemake rules).
+"""``qac report``: collect, layers, table, figure, captions, caption (called by the Snakemake
+rules; :func:`add_commands` adds them to the ``qac`` command line, :func:`main` runs them alone).
 
 Exit status 0 on success, 2 with a one-line ``qac.report: error: ...`` message on bad input
 (unreadable or malformed files, unknown names, bad arguments).
@@ -12,9 +13,9 @@ from collections.abc import Sequence
 
 from qac.report._common import DATASETS, ReportInputError, skipped_rows
 
-__all__ = ["main", "build_parser"]
+__all__ = ["add_commands", "run", "build_parser", "main"]
 
-_PROG = "python -m qac.report"
+_PROG = "qac report"
 
 
 class _Parser(argparse.ArgumentParser):
@@ -44,7 +45,7 @@ def _notes(values: Sequence[str] | None) -> str | dict[str, str] | None:
 def _reference(args):
     if args.no_reference:
         return None
-    from qac.reference import load_reference
+    from qac.paper.reference import load_reference
 
     try:
         return load_reference(args.reference) if args.reference else load_reference()
@@ -149,9 +150,9 @@ def cmd_caption(args) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog=_PROG, description="Tables, figures and captions of the QAC replication.")
-    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+def add_commands(p: argparse.ArgumentParser) -> None:
+    """Add the report subcommands to ``p`` (``qac report``); each sets ``report_func``."""
+    sub = p.add_subparsers(dest="report_command", required=True, parser_class=_Parser)
 
     c = sub.add_parser("collect", help="eval JSON files -> tidy CSV (reference schema)")
     c.add_argument("--scale", required=True, help="workflow scale written to the 'scale' column")
@@ -159,16 +160,16 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--main-policy", default="aver+aver", help="headline alignment policy")
     c.add_argument(
         "--reference-out",
-        help="also write only the rows of tables 1-8 (the input for qac.compare)",
+        help="also write only the rows of tables 1-8 (the input for qac.paper.compare)",
     )
     c.add_argument("eval_files", nargs="*", metavar="EVAL.json")
-    c.set_defaults(func=cmd_collect)
+    c.set_defaults(report_func=cmd_collect)
 
     c = sub.add_parser("layers", help="eval JSON files -> per-layer T/bits/alpha CSV")
     c.add_argument("--out", required=True, help="layer CSV to write")
     c.add_argument("--scale", help="workflow scale written to the 'scale' column")
     c.add_argument("eval_files", nargs="*", metavar="EVAL.json")
-    c.set_defaults(func=cmd_layers)
+    c.set_defaults(report_func=cmd_layers)
 
     def common(c: argparse.ArgumentParser) -> None:
         c.add_argument("--skipped", help="CSV/JSON of experiment,dataset,architecture,reason")
@@ -187,7 +188,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--caption", help="caption (default: the generated caption)")
     c.add_argument("--out-prefix", required=True, help="writes PREFIX.csv, .md, .tex")
     common(c)
-    c.set_defaults(func=cmd_table)
+    c.set_defaults(report_func=cmd_table)
 
     c = sub.add_parser("figure", help="one paper figure as PNG (300 dpi) + PDF")
     c.add_argument("--name", required=True, help="fig1, fig2, fig3, figs5_10, fig5 ... fig10")
@@ -195,7 +196,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--layers", help="layer CSV written by 'layers' (fig1, figs5_10)")
     c.add_argument("--out-dir", required=True, help="output folder")
     common(c)
-    c.set_defaults(func=cmd_figure)
+    c.set_defaults(report_func=cmd_figure)
 
     c = sub.add_parser("captions", help="write <out-dir>/<name>.rst for every artifact")
     c.add_argument("--out-dir", required=True, help="output folder")
@@ -205,20 +206,26 @@ def build_parser() -> argparse.ArgumentParser:
     )
     c.add_argument("--reference", help="alternative reference CSV")
     c.add_argument("--no-reference", action="store_true", help=argparse.SUPPRESS)
-    c.set_defaults(func=cmd_captions)
+    c.set_defaults(report_func=cmd_captions)
 
     c = sub.add_parser("caption", help="print the caption of a table or figure")
     c.add_argument("--name", required=True)
     c.add_argument("--reference", help="alternative reference CSV")
     c.add_argument("--no-reference", action="store_true", help=argparse.SUPPRESS)
-    c.set_defaults(func=cmd_caption)
+    c.set_defaults(report_func=cmd_caption)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The report subcommands on their own (``prog`` ``qac report``)."""
+    p = _Parser(prog=_PROG, description="Tables, figures and captions of the QAC replication.")
+    add_commands(p)
     return p
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+def run(args: argparse.Namespace) -> int:
+    """Run the parsed report subcommand; bad input -> one ``qac.report: error:`` line, 2."""
     try:
-        return int(args.func(args))
+        return int(args.report_func(args))
     except ReportInputError as exc:
         print(f"qac.report: error: {exc}".replace("\n", " "), file=sys.stderr)
         return 2
@@ -227,5 +234,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
 
 
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+def main(argv: Sequence[str] | None = None) -> int:
+    """``qac report`` alone: parse ``argv`` and :func:`run` it."""
+    return run(build_parser().parse_args(argv))

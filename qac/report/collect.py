@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import math
-import re
+import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +16,24 @@ from typing import Any
 
 import pandas as pd
 
-from qac.reference import COLUMNS, normalize_frame
+from qac.experiments import (
+    ALIGNMENT_POLICIES,
+    ALL_AVER,
+    EXACTNESS,
+    EXTRA_TABLES,
+    MAIN_CASE,
+    MAIN_POLICY,
+    RESULT,
+    RESULT_TABLE,
+    RUN_ROWS,
+    TABLES,
+    Activation,
+    Model,
+    RunRow,
+    SNNSetting,
+    record_value,
+)
+from qac.paper.reference import COLUMNS, normalize_frame
 from qac.report._common import ReportInputError, atomic_write_text, to_float
 from qac.uncertainty import unpack_bits, wilson_interval
 
@@ -28,6 +45,7 @@ __all__ = [
     "EXTRA_TABLES",
     "RESULT_TABLE",
     "ALIGNMENT_POLICIES",
+    "ALL_AVER",
     "EvalId",
     "parse_eval_path",
     "parse_setting",
@@ -62,17 +80,12 @@ LAYER_COLUMNS: tuple[str, ...] = (
     "source",
 )
 #: Tables with a reported counterpart in ``qac.reference`` (one row per key per scale).
-REFERENCE_TABLES: tuple[str, ...] = tuple(f"table{i}" for i in range(1, 9))
-#: Our extra tables: ``fig2`` (per case), ``energy``, ``exactness`` (C1).  Their rows of
-#: different cases share a reference key (``case`` is not a key column of ``qac.compare``),
-#: so pass :func:`reference_rows` of the frame to :func:`qac.compare.compare`.
-EXTRA_TABLES: tuple[str, ...] = ("fig2", "energy", "exactness")
-#: Dataset -> the paper table of its headline (Case 4, calibrated) QAC result.
-RESULT_TABLE: dict[str, str] = {"cifar10": "table1", "cifar100": "table7", "imagenet": "table2"}
-#: The alignment policies of Table 4.
-ALIGNMENT_POLICIES: tuple[str, ...] = ("repl+aver", "repl+trunc", "aver+trunc", "aver+aver")
-
-_ACT_RE = re.compile(r"^(?:qac-c(?P<case>[1-4])|qcfs-L(?P<L>[1-9][0-9]*))$")
+REFERENCE_TABLES: tuple[str, ...] = TABLES
+#: Our extra tables (:data:`qac.experiments.EXTRA_TABLES`): ``fig2`` (per case), ``energy``,
+#: ``exactness`` (C1).  Their rows of different cases share a reference key (``case`` is not a
+#: key column of ``qac.compare``), so pass :func:`reference_rows` of the frame to
+#: :func:`qac.paper.compare.compare`.  :data:`RESULT_TABLE`, :data:`ALIGNMENT_POLICIES` and
+#: :data:`ALL_AVER` are :mod:`qac.experiments`'s.
 _UNITS = {
     "ann_acc": "%",
     "snn_acc": "%",
@@ -82,15 +95,13 @@ _UNITS = {
     "energy_pj_per_sample": "pJ",
     "ann_energy_pj_per_sample": "pJ",
 }
-_ENERGY_QUANTITIES = ("firing_rate", "energy_pj_per_sample", "ann_energy_pj_per_sample")
 _ACCURACIES = ("ann_acc", "snn_acc")
-#: The policy with averaging at every boundary (the SNN equal to its quantized ANN).
-ALL_AVER = "aver+aver+aver"
 
 
 @dataclass(frozen=True)
 class EvalId:
-    """What an eval file's path says: ``.../eval/<dataset>/<arch>/<act>.json``."""
+    """The model of an eval file: its record's ``model`` (older files: its path
+    ``.../eval/<dataset>/<arch>/<act>.json``)."""
 
     dataset: str
     architecture: str
@@ -102,6 +113,11 @@ class EvalId:
     def method(self) -> str:
         return "QAC" if self.case is not None else "QCFS"
 
+    @classmethod
+    def of(cls, model: Model) -> EvalId:
+        act = model.activation
+        return cls(model.dataset, model.arch, model.act, act.case, act.levels)
+
 
 def parse_eval_path(path: str | Path) -> EvalId:
     """Parse ``.../<dataset>/<arch>/<act>.json``; ``act`` is ``qac-c1``..``qac-c4`` or
@@ -110,16 +126,46 @@ def parse_eval_path(path: str | Path) -> EvalId:
     if p.suffix != ".json" or len(p.parts) < 3:
         raise ReportInputError(f"{path}: expected .../eval/<dataset>/<arch>/<act>.json")
     act, arch, dataset = p.stem, p.parent.name, p.parent.parent.name
-    m = _ACT_RE.match(act)
-    if not m:
-        raise ReportInputError(
-            f"{path}: activation {act!r} is neither qac-c1..qac-c4 nor qcfs-L<L>"
-        )
-    case = int(m["case"]) if m["case"] else None
-    L = int(m["L"]) if m["L"] else None
+    try:
+        Activation.parse(act)
+    except ValueError as exc:
+        raise ReportInputError(f"{path}: {exc}") from None
     if not dataset or not arch:
         raise ReportInputError(f"{path}: cannot read dataset/arch from the path")
-    return EvalId(dataset, arch, act, case, L)
+    return EvalId.of(Model(dataset, arch, act))
+
+
+def _eval_id(path: str | Path, data: dict[str, Any], check_path: bool) -> EvalId:
+    """The model of an eval record: its ``model`` field; older records (no ``model``): the
+    path, with a deprecation warning. With ``check_path``, a workflow-style path
+    (``.../<dataset>/<arch>/<act>.json``) must name the recorded model."""
+    record = data.get("model")
+    if record is None:
+        warnings.warn(
+            f"{path}: an evaluation without a 'model' record (an older 'qac evaluate', or one "
+            "run without --model-id): its model id is read from the path; re-evaluate to "
+            "record it",
+            DeprecationWarning,
+            stacklevel=3,
+        )
+        return parse_eval_path(path)
+    if not isinstance(record, dict):
+        raise ReportInputError(f"{path}: 'model' must be {{dataset, arch, act}}")
+    try:
+        ident = EvalId.of(Model.from_json(record))
+    except ValueError as exc:
+        raise ReportInputError(f"{path}: {exc}") from None
+    if check_path:
+        try:
+            by_path = parse_eval_path(path)
+        except ReportInputError:
+            return ident  # not the workflow's layout: nothing to compare
+        if by_path != ident:
+            raise ReportInputError(
+                f"{path}: the path says {by_path.dataset}/{by_path.architecture}/{by_path.act}"
+                f", the record {ident.dataset}/{ident.architecture}/{ident.act}"
+            )
+    return ident
 
 
 def load_eval(path: str | Path) -> dict[str, Any]:
@@ -162,41 +208,31 @@ def _check_spec(path: str | Path, ident: EvalId, data: dict[str, Any]) -> None:
 
 
 def parse_setting(run: dict[str, Any]) -> dict[str, Any]:
-    """``POLICY[,k=K][,v0=V][,T=N][,cal][,f64]`` of an SNN run -> dict.
+    """The setting of an SNN run (:meth:`qac.experiments.SNNSetting.of_run`) as a dict:
+    ``policy``, ``k``, ``v0`` (``None``: the default), ``T``, ``cal``, ``f64``, ``text``."""
+    st = _setting(run)
+    return {
+        "policy": st.policy,
+        "k": st.k,
+        "v0": None if st.v0 == "half" else st.v0,
+        "T": st.timesteps,
+        "cal": st.cal,
+        "f64": st.f64,
+        "text": _setting_text(run, st),
+    }
 
-    Falls back to the run's ``policy``/``temporal_scale``/``calibrated``/``dtype`` fields when
-    ``setting`` is absent.  Keys: ``policy``, ``k``, ``v0``, ``T``, ``cal``, ``f64``,
-    ``text``.
-    """
+
+def _setting(run: dict[str, Any]) -> SNNSetting:
+    try:
+        return SNNSetting.of_run(run)
+    except ValueError as exc:
+        raise ReportInputError(str(exc)) from None
+
+
+def _setting_text(run: dict[str, Any], st: SNNSetting) -> str:
+    """The setting as the run recorded it (notes quote it)."""
     text = run.get("setting")
-    st: dict[str, Any] = {"policy": None, "k": 1, "v0": None, "T": None, "cal": False}
-    st["f64"] = False
-    if isinstance(text, str) and text.strip():
-        parts = [p.strip() for p in text.split(",") if p.strip()]
-        st["policy"] = parts[0]
-        for part in parts[1:]:
-            key, _, value = part.partition("=")
-            if key == "k" and value:
-                st["k"] = int(value)
-            elif key == "v0" and value:
-                st["v0"] = value
-            elif key == "T" and value:
-                st["T"] = int(value)
-            elif key in ("cal", "f64") and not value:
-                st[key] = True
-            else:
-                raise ReportInputError(f"unknown SNN setting part {part!r} in {text!r}")
-    else:
-        st["policy"] = run.get("policy")
-        st["k"] = int(run.get("temporal_scale") or 1)
-        st["cal"] = bool(run.get("calibrated"))
-        st["f64"] = run.get("dtype") == "float64"
-    if not st["policy"]:
-        raise ReportInputError(f"SNN run without setting or policy: {sorted(run)}")
-    st["cal"] = st["cal"] or bool(run.get("calibrated"))
-    st["f64"] = st["f64"] or run.get("dtype") == "float64"
-    st["text"] = text if isinstance(text, str) and text.strip() else st["policy"]
-    return st
+    return text if isinstance(text, str) and text.strip() else st.format()
 
 
 def _sample(value: float, source: dict[str, Any] | None) -> dict[str, Any]:
@@ -271,10 +307,106 @@ def _calibration_note(record: dict[str, Any] | None) -> str:
     return note
 
 
+def _run_rows(
+    ctx: dict[str, Any],
+    data: dict[str, Any],
+    runs: list[tuple[SNNSetting, dict[str, Any]]],
+    ident: EvalId,
+    main_policy: str,
+) -> list[dict[str, Any]]:
+    """Apply :data:`qac.experiments.RUN_ROWS`: each group over every run, in order; the first
+    run of a (table, quantity, keys) wins."""
+    ann = data["ann"]
+    cal_note = _calibration_note(data.get("calibration"))
+    rows: list[dict[str, Any]] = []
+    seen: set[tuple[Any, ...]] = set()
+
+    def emit(rule: RunRow, st: SNNSetting, run: dict[str, Any]) -> None:
+        table = RESULT_TABLE.get(ident.dataset) if rule.table == RESULT else rule.table
+        if table is None:
+            return
+        keys = {**{k: st.key(k) for k in rule.keys}, **rule.fixed}
+        ident_key = (table, rule.quantity, *sorted(keys.items()))
+        if ident_key in seen:
+            return
+        seen.add(ident_key)
+        src = ann if rule.source == "ann" else run
+        if rule.optional and _record_or_none(src, rule.quantity) is None:
+            return
+        note = f"setting {_setting_text(run, st)}" + (cal_note if rule.cal_note and st.cal else "")
+        value = record_value(src, rule.quantity)
+        rows.append(_row(ctx, table, rule.quantity, value, note=note, sample=src, **keys))
+
+    for group in RUN_ROWS:
+        for st, run in runs:
+            for rule in group:
+                if (rule.any_model or ident.case == MAIN_CASE) and rule.when(st, main_policy):
+                    emit(rule, st, run)
+    return rows
+
+
+def _record_or_none(block: dict[str, Any], key: str) -> Any:
+    """``block[key]`` as :func:`qac.experiments.record_value` reads it, ``None`` if absent."""
+    try:
+        return record_value(block, key)
+    except KeyError:
+        return None
+
+
+def _exactness_rows(
+    ctx: dict[str, Any], ann: dict[str, Any], runs: list[tuple[SNNSetting, dict[str, Any]]]
+) -> list[dict[str, Any]]:
+    """Exactness (claim C1): :data:`qac.experiments.EXACTNESS`'s run (float64 preferred) beside
+    the ANN accuracy in the same precision."""
+    exact = [(st, r) for st, r in runs if EXACTNESS(st, MAIN_POLICY)]
+    if not exact:
+        return []
+    st, run = sorted(exact, key=lambda sr: not sr[0].f64)[0]
+    if st.f64 and ann.get("ann_acc_float64") is not None:
+        ann_value, ann_note = ann["ann_acc_float64"], "float64 ANN"
+        ann_sample = {"num_samples": ann.get("num_samples")}
+    else:
+        ann_value, ann_note = ann["ann_acc"], f"{ann.get('dtype', 'float32')} ANN"
+        ann_sample = ann
+    note = f"setting {_setting_text(run, st)}"
+    return [
+        _row(
+            ctx, "exactness", "snn_acc", run["snn_acc"], note=note, sample=run, alignment=ALL_AVER
+        ),
+        _row(ctx, "exactness", "ann_acc", ann_value, note=ann_note, sample=ann_sample),
+    ]
+
+
+def _qcfs_rows(
+    path: str | Path, ctx: dict[str, Any], data: dict[str, Any], ident: EvalId
+) -> list[dict[str, Any]]:
+    """Table 8: the QCFS ANN accuracy and the T sweep with and without averaging."""
+    ann = data["ann"]
+    rows = [_row(ctx, "table8", "ann_acc", ann["ann_acc"], note=f"{ident.act} ANN", sample=ann)]
+    sweep = data.get("qcfs_sweep") or {}
+    records = data.get("qcfs_sweep_per_image") or {}
+    for key, method in (("qcfs", "QCFS"), ("qcfs+aver", "QCFS+aver")):
+        accs = sweep.get(key) or {}
+        if not isinstance(accs, dict):
+            raise ReportInputError(f"{path}: qcfs_sweep[{key!r}] must map T -> accuracy")
+        for t_text, acc in sorted(accs.items(), key=lambda kv: int(kv[0])):
+            record = (records.get(key) or {}).get(str(t_text))
+            sample = {"per_image": record, "num_samples": ann.get("num_samples")}
+            note = f"qcfs_sweep {key}"
+            row = _row(ctx, "table8", "snn_acc", acc, note=note, sample=sample, T=int(t_text))
+            row["method"] = method
+            rows.append(row)
+    return rows
+
+
 def _model_rows(
     path: str | Path, data: dict[str, Any], ident: EvalId, scale: str, main_policy: str
 ) -> list[dict[str, Any]]:
+    """Every tidy row of one eval record: Fig. 2 (the ANN block of QAC models), the rows of
+    its SNN runs (:data:`qac.experiments.RUN_ROWS`), exactness and, for QCFS, Table 8."""
     ann = data["ann"]
+    if "ann_acc" not in ann:
+        raise ReportInputError(f"{path}: the 'ann' block has no ann_acc")
     ctx = {
         "dataset": ident.dataset,
         "architecture": ident.architecture,
@@ -285,123 +417,19 @@ def _model_rows(
         "source": str(path),
     }
     rows: list[dict[str, Any]] = []
-    if "ann_acc" not in ann:
-        raise ReportInputError(f"{path}: the 'ann' block has no ann_acc")
-    ann_acc = to_float(ann["ann_acc"])
-
-    # Fig. 2 / 11: every QAC case, ANN-level averages (case 3 keeps inf).
-    if ident.case is not None:
+    if ident.case is not None:  # Fig. 2 / 11: every QAC case, ANN-level averages (case 3: inf)
         for q in ("ann_acc", "avg_timesteps", "avg_bits"):
             if q in ann:
-                rows.append(_row(ctx, "fig2", q, ann[q], note=f"{ident.act} ANN", sample=ann))
-
+                value = record_value(ann, q)
+                rows.append(_row(ctx, "fig2", q, value, note=f"{ident.act} ANN", sample=ann))
     runs = data.get("snn") or []
     if not isinstance(runs, list):
         raise ReportInputError(f"{path}: 'snn' must be a list of runs")
-    parsed = [(parse_setting(r), r) for r in runs]
-
-    def plain(st: dict[str, Any]) -> bool:
-        return st["k"] == 1 and st["v0"] is None and st["T"] is None and not st["f64"]
-
-    # Case 4: the paper's tables 1-7.
-    if ident.case == 4:
-        seen: set[tuple[str, ...]] = set()
-
-        cal_note = _calibration_note(data.get("calibration"))
-
-        def add(
-            table: str, quantity: str, src: dict[str, Any], st: dict[str, Any], **keys: Any
-        ) -> None:
-            ident_key = (table, quantity, *(f"{k}={v}" for k, v in sorted(keys.items())))
-            if ident_key in seen:  # first run of a setting wins
-                return
-            seen.add(ident_key)
-            note = f"setting {st['text']}" + (cal_note if st["cal"] else "")
-            rows.append(_row(ctx, table, quantity, src[quantity], note=note, sample=src, **keys))
-
-        result_table = RESULT_TABLE.get(ident.dataset)
-        for st, run in parsed:
-            pol = st["policy"]
-            if pol == main_policy and plain(st) and st["cal"]:
-                if result_table is not None:
-                    add(result_table, "ann_acc", ann, st)
-                    add(result_table, "avg_timesteps", run, st)
-                    add(result_table, "snn_acc", run, st)
-                add("table6", "avg_timesteps", run, st)
-                add("table6", "snn_acc", run, st)
-                add("table3", "snn_acc", run, st, calibration="base+cal")
-            elif pol == main_policy and plain(st):
-                add("table3", "snn_acc", run, st, calibration="base")
-                add("table5", "snn_acc", run, st, k=1)
-            elif pol == main_policy and not st["cal"] and st["k"] > 1:
-                if st["v0"] is None and st["T"] is None and not st["f64"]:
-                    add("table5", "snn_acc", run, st, k=st["k"])
-            elif pol == ALL_AVER and plain(st):  # beside the main policy: tables 1/2/7, 3, 5
-                cal = "base+cal" if st["cal"] else "base"
-                if st["cal"] and result_table is not None:
-                    add(result_table, "snn_acc", run, st, alignment=ALL_AVER)
-                add("table3", "snn_acc", run, st, calibration=cal, alignment=ALL_AVER)
-                if not st["cal"]:
-                    add("table5", "snn_acc", run, st, alignment=ALL_AVER)
-            if pol in ALIGNMENT_POLICIES and plain(st) and not st["cal"]:
-                add("table4", "snn_acc", run, st, alignment=pol)
-
-    # Energy (any model): main-policy runs at k = 1.
-    done: set[str] = set()
-    for st, run in parsed:
-        if st["policy"] != main_policy or not plain(st):
-            continue
-        cal = "base+cal" if st["cal"] else "base"
-        if cal in done:
-            continue
-        done.add(cal)
-        for q in _ENERGY_QUANTITIES:
-            if q in run and run[q] is not None:
-                rows.append(
-                    _row(ctx, "energy", q, run[q], note=f"setting {st['text']}", calibration=cal)
-                )
-
-    # Exactness (claim C1): averaging everywhere; the float64 run when there is one.
-    exact = [(st, r) for st, r in parsed if st["policy"] == "aver+aver+aver" and st["k"] == 1]
-    exact = [(st, r) for st, r in exact if st["v0"] is None and st["T"] is None and not st["cal"]]
-    if exact:
-        exact.sort(key=lambda sr: not sr[0]["f64"])
-        st, run = exact[0]
-        if st["f64"] and ann.get("ann_acc_float64") is not None:
-            ann_value, ann_note = ann["ann_acc_float64"], "float64 ANN"
-            ann_sample = {"num_samples": ann.get("num_samples")}
-        else:
-            ann_value, ann_note = ann["ann_acc"], f"{ann.get('dtype', 'float32')} ANN"
-            ann_sample = ann
-        rows.append(
-            _row(
-                ctx,
-                "exactness",
-                "snn_acc",
-                run["snn_acc"],
-                note=f"setting {st['text']}",
-                sample=run,
-                alignment=ALL_AVER,
-            )
-        )
-        rows.append(_row(ctx, "exactness", "ann_acc", ann_value, note=ann_note, sample=ann_sample))
-
-    # QCFS: Table 8 sweep + the QCFS ANN accuracy.
+    parsed = [(_setting(r), r) for r in runs]
+    rows += _run_rows(ctx, data, parsed, ident, main_policy)
+    rows += _exactness_rows(ctx, ann, parsed)
     if ident.case is None:
-        rows.append(_row(ctx, "table8", "ann_acc", ann_acc, note=f"{ident.act} ANN", sample=ann))
-        sweep = data.get("qcfs_sweep") or {}
-        records = data.get("qcfs_sweep_per_image") or {}
-        for key, method in (("qcfs", "QCFS"), ("qcfs+aver", "QCFS+aver")):
-            accs = sweep.get(key) or {}
-            if not isinstance(accs, dict):
-                raise ReportInputError(f"{path}: qcfs_sweep[{key!r}] must map T -> accuracy")
-            for t_text, acc in sorted(accs.items(), key=lambda kv: int(kv[0])):
-                record = (records.get(key) or {}).get(str(t_text))
-                sample = {"per_image": record, "num_samples": ann.get("num_samples")}
-                note = f"qcfs_sweep {key}"
-                row = _row(ctx, "table8", "snn_acc", acc, note=note, sample=sample, T=int(t_text))
-                row["method"] = method
-                rows.append(row)
+        rows += _qcfs_rows(path, ctx, data, ident)
     return rows
 
 
@@ -428,7 +456,7 @@ def collect(
     eval_files: Iterable[str | Path],
     scale: str,
     *,
-    main_policy: str = "aver+aver",
+    main_policy: str = MAIN_POLICY,
     check_spec: bool = True,
 ) -> pd.DataFrame:
     """Tidy rows (reference schema + ``scale``, ``case``, ``source``) from eval JSON files.
@@ -446,12 +474,12 @@ def collect(
     rows: list[dict[str, Any]] = []
     seen: dict[tuple[str, str, str], str] = {}
     for f in eval_files:
-        ident = parse_eval_path(f)
+        data = load_eval(f)
+        ident = _eval_id(f, data, check_spec)
         key = (ident.dataset, ident.architecture, ident.act)
         if key in seen:
             raise ReportInputError(f"{f}: same model as {seen[key]}")
         seen[key] = str(f)
-        data = load_eval(f)
         if check_spec:
             _check_spec(f, ident, data)
         try:
@@ -471,16 +499,17 @@ def layer_profiles(eval_files: Iterable[str | Path], scale: str | None = None) -
     """
     rows: list[dict[str, Any]] = []
     for f in eval_files:
-        ident = parse_eval_path(f)
-        ann = load_eval(f)["ann"]
+        data = load_eval(f)
+        ident = _eval_id(f, data, check_path=False)
+        ann = data["ann"]
         layers = ann.get("layers")
         if layers is None:  # older files: only (layer, T) pairs
             layers = [{"layer": n, "T": t} for n, t in ann.get("layer_timesteps") or []]
         for i, item in enumerate(layers):
             if not isinstance(item, dict) or "layer" not in item:
                 raise ReportInputError(f"{f}: malformed ann.layers entry {item!r}")
-            T = to_float(item.get("T"))
-            bits = item.get("bits")
+            T = to_float(_record_or_none(item, "T"))
+            bits = _record_or_none(item, "bits")
             bits_f = to_float(bits) if bits is not None else math.nan
             if bits is None and math.isfinite(T) and T >= 1:
                 bits_f = math.log2(T + 1)  # T = 2^n - 1 (Sec. 4.1)
@@ -498,7 +527,7 @@ def layer_profiles(eval_files: Iterable[str | Path], scale: str | None = None) -
                     "layer": str(item["layer"]),
                     "T": T,
                     "bits": bits_f,
-                    "alpha": to_float(item.get("alpha")),
+                    "alpha": to_float(_record_or_none(item, "alpha")),
                     "scale": scale,
                     "source": str(f),
                 }
@@ -519,7 +548,7 @@ def _finish_layers(df: pd.DataFrame) -> pd.DataFrame:
 
 def reference_rows(tidy: pd.DataFrame) -> pd.DataFrame:
     """The rows of ``tidy`` that have a reported counterpart (tables 1-8): the input for
-    :func:`qac.compare.compare` (its duplicate-key check ignores ``case``)."""
+    :func:`qac.paper.compare.compare` (its duplicate-key check ignores ``case``)."""
     return tidy[tidy["table"].isin(REFERENCE_TABLES)].reset_index(drop=True)
 
 

@@ -19,7 +19,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from qac.reference import load_reference, normalize_frame
+import qac.experiments as _spec
+from qac.paper.reference import load_reference, normalize_frame
 from qac.report._common import (
     CASES,
     ReportInputError,
@@ -41,31 +42,11 @@ __all__ = [
     "make_figure",
 ]
 
-#: Names accepted by :func:`make_figure`.
-FIGURE_NAMES: tuple[str, ...] = (
-    "fig1",
-    "fig2",
-    "fig3",
-    "figs5_10",
-    "fig5",
-    "fig6",
-    "fig7",
-    "fig8",
-    "fig9",
-    "fig10",
-)
-#: Files (stems) each name writes (each as .png and .pdf).
-FIGURE_FILES: dict[str, tuple[str, ...]] = {
-    **{n: (n,) for n in FIGURE_NAMES if n != "figs5_10"},
-    "figs5_10": tuple(f"fig{i}" for i in range(5, 11)),
-}
-#: Panels of the paper's Fig. 2/11 (ResNet-20 and VGG-16 on CIFAR-10 and CIFAR-100).
-FIG2_CELLS: tuple[tuple[str, str], ...] = (
-    ("cifar10", "resnet20"),
-    ("cifar10", "vgg16"),
-    ("cifar100", "resnet20"),
-    ("cifar100", "vgg16"),
-)
+#: Names accepted by :func:`make_figure`, the files (stems) each writes (each as .png and .pdf)
+#: and the panels of Fig. 2/11: :mod:`qac.experiments`.
+FIGURE_NAMES = _spec.FIGURE_NAMES
+FIGURE_FILES = _spec.FIGURE_FILES
+FIG2_CELLS = _spec.FIG2_CELLS
 _GREY = "0.35"
 _DPI = 300
 

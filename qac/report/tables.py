@@ -35,7 +35,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from qac.reference import load_reference, normalize_frame
+from qac.experiments import (
+    ALIGNMENT_POLICIES,
+    ALL_AVER,
+    EXTRA_TABLES,
+    FIGURES,
+    RESULT_TABLE,
+    TABLES,
+)
+from qac.paper.reference import load_reference, normalize_frame
 from qac.report._common import (
     ARCHITECTURES,
     DATASETS,
@@ -48,7 +56,6 @@ from qac.report._common import (
     skipped_cells,
     skipped_rows,
 )
-from qac.report.collect import ALIGNMENT_POLICIES, ALL_AVER
 
 __all__ = [
     "TABLE_NAMES",
@@ -66,15 +73,11 @@ __all__ = [
 ]
 
 #: The paper's tables.
-TABLE_NAMES: tuple[str, ...] = tuple(f"table{i}" for i in range(1, 9))
+TABLE_NAMES: tuple[str, ...] = TABLES
 #: Extra tables of ours (no paper counterpart): energy and the exactness check (claim C1).
-EXTRA_TABLE_NAMES: tuple[str, ...] = ("energy", "exactness")
+EXTRA_TABLE_NAMES: tuple[str, ...] = tuple(t for t in EXTRA_TABLES if t not in FIGURES)
 #: Datasets a table is restricted to (``None``: any dataset).
-TABLE_DATASETS: dict[str, tuple[str, ...] | None] = {
-    "table1": ("cifar10",),
-    "table2": ("imagenet",),
-    "table7": ("cifar100",),
-}
+TABLE_DATASETS: dict[str, tuple[str, ...] | None] = {t: (d,) for d, t in RESULT_TABLE.items()}
 #: Table 5's columns T, 2T, ..., 6T (``k1`` ... ``k6``).
 TABLE5_K: tuple[int, ...] = (1, 2, 3, 4, 5, 6)
 #: Table 8's timestep columns.
@@ -82,7 +85,7 @@ TABLE8_T: tuple[int, ...] = (1, 2, 3, 4, 8, 16, 32, 64)
 #: Table 8's quantization steps (rows); a grid with other L adds rows.
 TABLE8_L: tuple[int, ...] = (2, 4, 8, 16)
 
-_RESULT_TABLES = ("table1", "table2", "table7")
+_RESULT_TABLES = tuple(sorted(RESULT_TABLE.values()))
 _SNN = {"quantity": "snn_acc"}
 _TABLE3_CAL = ("base", "base+cal")
 

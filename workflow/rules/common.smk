@@ -3,6 +3,7 @@
 import json
 import shlex
 
+from qac.experiments import FIGURE_FILES, MAIN_ACT  # MAIN_ACT: the calibrated models (qac-c4)
 from qac.workflow import (
     Model,
     all_models,
@@ -19,7 +20,6 @@ CKPT = f"checkpoints/{SCALE}"
 RES = f"results/{SCALE}"
 FIG = f"figures/{SCALE}"
 RUNS = f"{RES}/runs"
-FIGS5_10 = ["fig5", "fig6", "fig7", "fig8", "fig9", "fig10"]
 
 
 def model_of(w):
@@ -43,7 +43,7 @@ def table_files(name):
 
 
 def figure_files(name):
-    stems = FIGS5_10 if name == "figs5_10" else [name]
+    stems = FIGURE_FILES[name]
     return [f"{FIG}/{s}.{ext}" for s in stems for ext in ("png", "pdf")]
 
 

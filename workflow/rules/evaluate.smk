@@ -4,9 +4,9 @@
 
 rule calibrate:
     input:
-        model=f"{CKPT}/{{dataset}}/{{arch}}/qac-c4/model.pt",
+        model=f"{CKPT}/{{dataset}}/{{arch}}/{MAIN_ACT}/model.pt",
     output:
-        state=f"{CKPT}/{{dataset}}/{{arch}}/qac-c4/calibration.pt",
+        state=f"{CKPT}/{{dataset}}/{{arch}}/{MAIN_ACT}/calibration.pt",
         metrics=f"{RUNS}/calibration/{{dataset}}/{{arch}}.json",
     params:
         args=quoted(calibration_arguments(CFG)),
@@ -27,7 +27,7 @@ rule calibrate:
 
 def calibration_input(w):
     m = model_of(w)
-    return [f"{CKPT}/{m.dataset}/{m.arch}/qac-c4/calibration.pt"] if needs_calibration(CFG, m) else []
+    return [f"{CKPT}/{m.dataset}/{m.arch}/{MAIN_ACT}/calibration.pt"] if needs_calibration(CFG, m) else []
 
 
 rule evaluate:

@@ -1,5 +1,5 @@
-# Tables, figures, the comparison with the paper and the claims (python -m qac.report /
-# qac.summary). Each artifact reads only the evaluations of the models it needs, so a single
+# Tables, figures, the comparison with the paper and the claims (`qac report ...`, `qac paper
+# summary`). Each artifact reads only the evaluations of the models it needs, so a single
 # table or figure can be rebuilt by name.
 
 
@@ -20,7 +20,7 @@ rule tidy:
     log:
         f"{RUNS}/logs/tidy/{{name}}.log",
     shell:
-        "{PY} -m qac.report collect --scale {SCALE} --main-policy {CFG[main_policy]} "
+        "{PY} -m qac.cli report collect --scale {SCALE} --main-policy {CFG[main_policy]} "
         "--out {output} {input} > {log} 2>&1"
 
 
@@ -32,7 +32,7 @@ rule layers:
     log:
         f"{RUNS}/logs/layers/{{name}}.log",
     shell:
-        "{PY} -m qac.report layers --out {output} {input} > {log} 2>&1"
+        "{PY} -m qac.cli report layers --out {output} {input} > {log} 2>&1"
 
 
 for _table in TABLES:
@@ -57,7 +57,7 @@ for _table in TABLES:
         log:
             f"{RUNS}/logs/tables/{_table}.log",
         shell:
-            "{PY} -m qac.report table --name {params.name} --tidy {input.tidy} "
+            "{PY} -m qac.cli report table --name {params.name} --tidy {input.tidy} "
             "--skipped {input.skipped} --note {params.note} "
             "--out-prefix {RES}/tables/{params.name} > {log} 2>&1"
 
@@ -83,7 +83,7 @@ for _figure in FIGURES:
         log:
             f"{RUNS}/logs/figures/{_figure}.log",
         shell:
-            "{PY} -m qac.report figure --name {params.name} --tidy {input.tidy} "
+            "{PY} -m qac.cli report figure --name {params.name} --tidy {input.tidy} "
             "--layers {input.layers} --skipped {input.skipped} --out-dir {FIG} > {log} 2>&1"
 
 
@@ -93,7 +93,7 @@ rule captions:
     params:
         out=f"{RES}/captions",
     shell:
-        "{PY} -m qac.report captions --out-dir {params.out} --scale {SCALE}"
+        "{PY} -m qac.cli report captions --out-dir {params.out} --scale {SCALE}"
 
 
 rule tidy_all:
@@ -104,7 +104,7 @@ rule tidy_all:
     log:
         f"{RUNS}/logs/tidy_all.log",
     shell:
-        "{PY} -m qac.report collect --scale {SCALE} --main-policy {CFG[main_policy]} "
+        "{PY} -m qac.cli report collect --scale {SCALE} --main-policy {CFG[main_policy]} "
         "--out {output} {input} > {log} 2>&1"
 
 
@@ -126,7 +126,7 @@ rule summary:
     log:
         f"{RUNS}/logs/summary.log",
     shell:
-        "{PY} -m qac.summary --scale {SCALE} --tidy {input.tidy} --out-dir {RES} "
+        "{PY} -m qac.cli paper summary --scale {SCALE} --tidy {input.tidy} --out-dir {RES} "
         "--note {params.note} > {log} 2>&1"
 
 

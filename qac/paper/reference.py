@@ -1,10 +1,10 @@
 """Reference numbers transcribed from the QAC paper.
 
 The paper's Tables 1-8 live, in full (including every literature row), in one tidy CSV,
-``paper_numbers.csv``, shipped as package data next to this module.  Numbers that appear
+``data/paper_numbers.csv``, shipped as package data beside this module.  Numbers that appear
 only in the running text (and the paper's qualitative statements) live in
-``paper_claims.yaml``.  See ``README.md`` in this directory for the schema and for every
-reading choice made while transcribing the PDF-to-text extraction.
+``data/paper_claims.yaml``.  See ``data/README.md`` for the schema and for every reading
+choice made while transcribing the PDF-to-text extraction.
 
 Public API
 ----------
@@ -37,7 +37,7 @@ __all__ = [
     "normalize_frame",
 ]
 
-_HERE = Path(__file__).resolve().parent
+_DATA = Path(__file__).resolve().parent / "data"
 
 #: Column order of ``paper_numbers.csv`` (and of every results frame in this project).
 COLUMNS: tuple[str, ...] = (
@@ -235,12 +235,12 @@ def _clean_text(v: object) -> object:
 
 def reference_path() -> Path:
     """Path of the packaged ``paper_numbers.csv``."""
-    return _HERE / "paper_numbers.csv"
+    return _DATA / "paper_numbers.csv"
 
 
 def claims_path() -> Path:
     """Path of the packaged ``paper_claims.yaml``."""
-    return _HERE / "paper_claims.yaml"
+    return _DATA / "paper_claims.yaml"
 
 
 def normalize_frame(df: pd.DataFrame) -> pd.DataFrame:

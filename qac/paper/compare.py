@@ -28,7 +28,7 @@ from typing import Literal
 import pandas as pd
 
 from qac.io import atomic_write_text
-from qac.reference import KEY_COLUMNS, TEXT_COLUMNS, load_reference, normalize_frame
+from qac.paper.reference import KEY_COLUMNS, TEXT_COLUMNS, load_reference, normalize_frame
 
 __all__ = [
     "DEFAULT_TOLERANCES",
@@ -114,7 +114,7 @@ def compare(
     Args:
         ours: our results (reference columns; optional ``scale`` column - when present,
             only rows of ``scale`` or without a scale are used).
-        reference: the paper's numbers; defaults to :func:`qac.reference.load_reference`.
+        reference: the paper's numbers; defaults to :func:`qac.paper.reference.load_reference`.
         scale: the scale our results were produced at (``paper``, ``smoke``, ``cpu``...).
         tolerances: ``{scale: {quantity: tol}}``; defaults to :data:`DEFAULT_TOLERANCES`.
             A scale without its own entry uses ``paper``'s.
