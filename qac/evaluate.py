@@ -246,15 +246,11 @@ def _freeze_stats(snn: SpikingNetwork) -> None:
 
 
 def qcfs_sweep(
-    model: nn.Module,
-    loader: BatchLoader,
-    timesteps: list[int],
-    *,
-    averaged: bool,
-    progress: bool = True,
+    model: nn.Module, loader: BatchLoader, timesteps: list[int], **options: bool
 ) -> dict[int, float]:
-    """QCFS SNN accuracy for every T in ``timesteps`` (Table 8); see :func:`qcfs_sweep_records`."""
-    records = qcfs_sweep_records(model, loader, timesteps, averaged=averaged, progress=progress)
+    """QCFS SNN accuracy for every T in ``timesteps`` (Table 8); ``options`` are those of
+    :func:`qcfs_sweep_records`: ``averaged`` (required) and ``progress``."""
+    records = qcfs_sweep_records(model, loader, timesteps, **options)
     return {T: rec.accuracy for T, rec in records.items()}
 
 

@@ -2,8 +2,11 @@
 which of them each table or figure needs. The Snakemake workflow (``workflow/``) is a thin layer
 over these functions, so the grid can be imported and tested without Snakemake.
 
-Configuration = ``workflow/presets/defaults.yaml`` <- ``presets/<scale>.yaml`` <- the user's
-``config.yaml`` and ``--config`` values (deep merge; ``scale`` picks the preset).
+Configuration = ``<preset dir>/defaults.yaml`` <- ``<preset dir>/<scale>.yaml`` <- the user's
+``config.yaml`` and ``--config`` values (deep merge; ``scale`` picks the preset). The preset
+directory belongs to the workflow, not to this package: :func:`resolve_config` is always told
+where it is (the Snakefile passes its own ``workflow/presets``), so an installed ``qac`` never
+looks for a checkout.
 
 Model ids: ``<dataset>/<arch>/<act>`` with act ``qac-c<case>`` (QAC, parameterisation 1-4) or
 ``qcfs-L<levels>`` (QCFS baseline).
@@ -51,6 +54,9 @@ __all__ = [
     "validate_config",
 ]
 
+# Where a source checkout keeps the workflow's presets and schema, for callers running from one
+# (the tests); nothing in this module reads them unless they are passed in. An installed package
+# has no such directory: pass the workflow's own (``<workflow>/presets``) to resolve_config.
 ROOT = Path(__file__).resolve().parents[1]
 PRESET_DIR = ROOT / "workflow" / "presets"
 SCHEMA = ROOT / "workflow" / "schemas" / "config.schema.yaml"
@@ -102,8 +108,17 @@ def deep_merge(base: dict, extra: dict) -> dict:
     return out
 
 
-def resolve_config(user: dict[str, Any], preset_dir: Path = PRESET_DIR) -> dict[str, Any]:
-    """Merge defaults, the scale's preset and the user's values; ``scale`` must be known."""
+def resolve_config(
+    user: dict[str, Any], preset_dir: str | Path, schema: str | Path | None = None
+) -> dict[str, Any]:
+    """Merge ``preset_dir/defaults.yaml``, the scale's ``preset_dir/<scale>.yaml`` and the
+    user's values (``scale`` must be known), and validate the result against ``schema``
+    (default: the workflow's ``schemas/config.schema.yaml`` beside ``preset_dir``).
+
+    ``preset_dir`` is required: the presets are the workflow's (``workflow/presets`` of a
+    checkout, where users edit them), never looked up from this package's location."""
+    preset_dir = Path(preset_dir)
+    schema = preset_dir.parent / "schemas" / "config.schema.yaml" if schema is None else schema
     scale = user.get("scale", "smoke")
     if scale not in SCALES:
         raise ValueError(f"unknown scale {scale!r}: expected one of {', '.join(SCALES)}")
@@ -111,7 +126,7 @@ def resolve_config(user: dict[str, Any], preset_dir: Path = PRESET_DIR) -> dict[
     preset = load_yaml((preset_dir / f"{scale}.yaml").read_text()) or {}
     cfg = deep_merge(deep_merge(defaults, preset), _typed(user))
     cfg["scale"] = scale
-    validate_config(cfg)
+    validate_config(cfg, Path(schema))
     return cfg
 
 
@@ -311,11 +326,13 @@ def write_skipped(cfg: dict, path: str | Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m qac.workflow [--scale S]``: list the models the grid trains at a scale."""
+    """``python -m qac.workflow [--scale S] [--presets DIR]``: list the models the grid trains
+    at a scale (presets: ``workflow/presets`` of the current directory unless given)."""
     parser = argparse.ArgumentParser(prog="python -m qac.workflow", description=main.__doc__)
     parser.add_argument("--scale", default="smoke", choices=SCALES)
+    parser.add_argument("--presets", type=Path, default=Path("workflow", "presets"))
     args = parser.parse_args(argv)
-    cfg = resolve_config({"scale": args.scale})
+    cfg = resolve_config({"scale": args.scale}, args.presets)
     for m in all_models(cfg):
         print(m.path)
     for row in skipped_items(cfg):

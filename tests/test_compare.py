@@ -76,19 +76,19 @@ def test_join_delta_and_verdicts_at_paper_scale(reference: pd.DataFrame) -> None
     snn = _get(out, method="QAC", quantity="snn_acc", calibration=None)
     assert snn["reported"] == 94.78 and snn["ours"] == 93.5
     assert snn["delta"] == pytest.approx(93.5 - 94.78)  # ours - reported
-    assert snn["tolerance"] == 1.0 and snn["verdict"] == "differs"
+    assert snn["tolerance"] == 1.0 and snn["verdict"] == "not-reproduced"
     assert (
         snn["ours_note"].startswith("CIFAR-10 JPEG") and snn["reported_note"] == "ours in the paper"
     )
     avg_t = _get(out, quantity="avg_timesteps")
-    assert avg_t["delta"] == pytest.approx(0.57) and avg_t["verdict"] == "differs"  # tol 0.5
+    assert avg_t["delta"] == pytest.approx(0.57) and avg_t["verdict"] == "not-reproduced"  # tol 0.5
     qcfs = _get(out, method="QCFS", T=4)
-    assert qcfs["delta"] == pytest.approx(0.54) and qcfs["verdict"] == "match"
+    assert qcfs["delta"] == pytest.approx(0.54) and qcfs["verdict"] == "reproduced"
     t8 = _get(out, table="table8")
-    assert t8["verdict"] == "match" and t8["L"] == 4
-    assert _get(out, method="QCFS", T=8)["verdict"] == "not-reproduced"
-    assert _get(out, method="QAC", quantity="ann_acc")["verdict"] == "not-reproduced"
-    assert _get(out, table="table3")["verdict"] == "not-reproduced"
+    assert t8["verdict"] == "reproduced" and t8["L"] == 4
+    assert _get(out, method="QCFS", T=8)["verdict"] == "not-run"
+    assert _get(out, method="QAC", quantity="ann_acc")["verdict"] == "not-run"
+    assert _get(out, table="table3")["verdict"] == "not-run"
 
 
 def test_literature_rows_filtered_by_method(reference: pd.DataFrame) -> None:
@@ -96,7 +96,7 @@ def test_literature_rows_filtered_by_method(reference: pd.DataFrame) -> None:
     assert "RMP" not in set(out["method"])
     assert len(out) == len(reference) - 1
     out_all = compare(ours_frame(), reference, scale="paper", methods=None)
-    assert _get(out_all, method="RMP")["verdict"] == "not-reproduced"
+    assert _get(out_all, method="RMP")["verdict"] == "not-run"
 
 
 def test_small_scales_are_informational(reference: pd.DataFrame) -> None:
@@ -106,14 +106,14 @@ def test_small_scales_are_informational(reference: pd.DataFrame) -> None:
         assert snn["verdict"] == "informational"
         assert snn["delta"] == pytest.approx(-1.28)
         assert math.isnan(snn["tolerance"])
-        assert set(out["verdict"]) == {"informational", "not-reproduced"}
+        assert set(out["verdict"]) == {"informational", "not-run"}
         assert (out["scale"] == scale).all()
 
 
 def test_custom_tolerances(reference: pd.DataFrame) -> None:
     tol = {"paper": {**DEFAULT_TOLERANCES["paper"], "snn_acc": 2.0}}
     out = compare(ours_frame(), reference, scale="paper", tolerances=tol)
-    assert _get(out, method="QAC", quantity="snn_acc", calibration=None)["verdict"] == "match"
+    assert _get(out, method="QAC", quantity="snn_acc", calibration=None)["verdict"] == "reproduced"
     # a scale made comparable with its own tolerances
     out = compare(
         ours_frame(),
@@ -122,14 +122,14 @@ def test_custom_tolerances(reference: pd.DataFrame) -> None:
         tolerances={"medium": {"default": 5.0}},
         comparable_scales=("paper", "medium"),
     )
-    assert _get(out, method="QAC", quantity="snn_acc", calibration=None)["verdict"] == "match"
+    assert _get(out, method="QAC", quantity="snn_acc", calibration=None)["verdict"] == "reproduced"
 
 
 def test_scale_column_filters_ours(reference: pd.DataFrame) -> None:
     mine = ours_frame()
     mine["scale"] = "smoke"
     out = compare(mine, reference, scale="paper")
-    assert (out["verdict"] == "not-reproduced").all()
+    assert (out["verdict"] == "not-run").all()
 
 
 def test_unmatched_ours_and_duplicates(reference: pd.DataFrame) -> None:
@@ -146,11 +146,9 @@ def test_unmatched_ours_and_duplicates(reference: pd.DataFrame) -> None:
     assert _get(out, method="QAC", quantity="snn_acc", calibration=None)["ours"] == 94.5
 
 
-def test_missing_ours_value_is_not_reproduced(reference: pd.DataFrame) -> None:
+def test_missing_ours_value_is_not_run(reference: pd.DataFrame) -> None:
     out = compare(ours_frame(snn=float("nan")), reference, scale="paper")
-    assert _get(out, method="QAC", quantity="snn_acc", calibration=None)["verdict"] == (
-        "not-reproduced"
-    )
+    assert _get(out, method="QAC", quantity="snn_acc", calibration=None)["verdict"] == ("not-run")
 
 
 def test_against_packaged_reference() -> None:
@@ -159,8 +157,8 @@ def test_against_packaged_reference() -> None:
     row = _get(
         out, table="table8", method="QCFS", T=1, L=4, dataset="cifar10", architecture="vgg16"
     )
-    assert row["reported"] == 10.89 and row["verdict"] == "match"
-    assert (out["verdict"] == "match").sum() == 1
+    assert row["reported"] == 10.89 and row["verdict"] == "reproduced"
+    assert (out["verdict"] == "reproduced").sum() == 1
     assert set(out["method"]) == {"QAC", "QCFS", "QCFS+aver"}
 
 
@@ -171,13 +169,50 @@ def test_markdown(reference: pd.DataFrame) -> None:
     assert "### table1" in md and "### table8" in md and "### table3" in md
     table_rows = [line for line in md.splitlines() if line.startswith("| cifar10")]
     assert len(table_rows) == len(out)
-    assert any("| 94.78 | 93.50 | -1.28 | 1.00 | differs | CIFAR-10 JPEG" in r for r in table_rows)
-    assert any("T=4" in r and "match" in r for r in table_rows)
-    short = comparison_markdown(out, include_not_reproduced=False)
-    assert "not-reproduced |" not in short and "### table3" not in short
-    assert "match 2, differs 2, not-reproduced 3" in short  # still counted
+    assert any(
+        "| 94.78 | 93.50 |  |  | -1.28 | 1.00 | not-reproduced | CIFAR-10 JPEG" in r
+        for r in table_rows
+    )
+    assert any("T=4" in r and "reproduced" in r for r in table_rows)
+    short = comparison_markdown(out, include_not_run=False)
+    assert "not-run |" not in short and "### table3" not in short
+    assert "reproduced 2, not-reproduced 2, not-run 3" in short  # still counted
     smoke = comparison_markdown(compare(ours_frame(), reference, scale="smoke"))
     assert "informational" in smoke and "not expected to match" in smoke
+    assert "not-run: the paper reports a number we have none for" in md
+
+
+def test_interval_tells_not_reproduced_from_inconclusive(reference: pd.DataFrame) -> None:
+    """Beyond the tolerance: inconclusive while the reported value lies within our 95 %
+    interval widened by the tolerance, not reproduced outside it."""
+    mine = ours_frame()
+    snn = (mine["quantity"] == "snn_acc") & (mine["table"] == "table1") & (mine["method"] == "QAC")
+    wide = mine.assign(ci_low=float("nan"), ci_high=float("nan"))
+    wide.loc[snn, ["ci_low", "ci_high"]] = [90.0, 96.0]  # a small test set
+    row = _get(
+        compare(wide, reference, scale="paper"), method="QAC", quantity="snn_acc", calibration=None
+    )
+    assert row["verdict"] == "inconclusive" and row["ours_ci_low"] == 90.0
+    narrow = wide.copy()
+    narrow.loc[snn, ["ci_low", "ci_high"]] = [93.0, 93.7]  # 94.78 > 93.7 + 1.0
+    row = _get(
+        compare(narrow, reference, scale="paper"),
+        method="QAC",
+        quantity="snn_acc",
+        calibration=None,
+    )
+    assert row["verdict"] == "not-reproduced"
+    md = comparison_markdown(compare(wide, reference, scale="paper"))
+    assert "| 94.78 | 93.50 | 90.00 | 96.00 | -1.28 | 1.00 | inconclusive |" in md
+
+
+def test_not_run_covers_cells_and_literature_rows(reference: pd.DataFrame) -> None:
+    """A reported number without one of ours is 'not-run', never 'not-reproduced': both a
+    cell we did not run and a literature method we do not run."""
+    out = compare(ours_frame(), reference, scale="cpu", methods=None)
+    assert _get(out, method="RMP")["verdict"] == "not-run"  # literature row
+    assert _get(out, table="table3")["verdict"] == "not-run"  # a cell not run
+    assert "not-reproduced" not in set(out["verdict"])
 
 
 def test_write_comparison(tmp_path: Path, reference: pd.DataFrame) -> None:
@@ -193,4 +228,4 @@ def test_write_comparison(tmp_path: Path, reference: pd.DataFrame) -> None:
     ]  # no temp files left behind
     # overwriting works
     write_comparison(compare(ours_frame(snn=94.7), reference, scale="paper"), tmp_path / "cmp")
-    assert "match" in pd.read_csv(paths["csv"])["verdict"].tolist()
+    assert "reproduced" in pd.read_csv(paths["csv"])["verdict"].tolist()

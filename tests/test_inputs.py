@@ -13,6 +13,7 @@ import pytest
 import torch
 
 import qac.cli as cli
+import qac.commands.inputs as cli_inputs
 from qac.checkpoint import model_spec, save_checkpoint
 from qac.cli import main
 from qac.models import build
@@ -57,7 +58,7 @@ def no_data(monkeypatch):
     def forbidden(*args, **kwargs):
         raise AssertionError("data loaded / model evaluated before the input error")
 
-    monkeypatch.setattr(cli, "load_dataset", forbidden)
+    monkeypatch.setattr(cli_inputs, "load_dataset", forbidden)
     monkeypatch.setattr("qac.evaluate.evaluate_ann", forbidden)
 
 
@@ -131,7 +132,7 @@ def test_empty_or_cleared_grid_is_one_line(user, needle):
 def test_yaml_floats_in_any_notation(text, value):
     assert load_yaml(f"x: {text}") == {"x": value}
     assert load_yaml(f"x: '{text}'") == {"x": text}  # quoted: still a string
-    assert cli._parse_set([f"lr={text}"]) == {"lr": value}
+    assert cli_inputs.parse_set([f"lr={text}"]) == {"lr": value}
     cfg = resolve_config({"scale": "smoke", "train": {"weight_decay": text}})
     assert cfg["train"]["weight_decay"] == value
 

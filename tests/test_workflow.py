@@ -16,6 +16,7 @@ import pytest
 from qac.workflow import ARTIFACTS, all_models, models_for, resolve_config
 
 REPO = Path(__file__).resolve().parents[1]
+PRESETS = REPO / "workflow" / "presets"
 SNAKEMAKE = shutil.which("snakemake", path=str(Path(sys.executable).parent)) or "snakemake"
 GOLDEN = REPO / "tests" / "golden" / "smoke_tidy.csv"
 # Tolerances of the golden comparison. The smoke scale trains, calibrates and evaluates in float64
@@ -57,7 +58,7 @@ def test_paper_scale_dry_run_lists_every_job(tmp_path):
     proc = snakemake(tmp_path, "-n", "all", "--config", "scale=paper")
     assert proc.returncode == 0, proc.stderr[-2000:]
     out = proc.stdout + proc.stderr
-    cfg = resolve_config({"scale": "paper"})
+    cfg = resolve_config({"scale": "paper"}, PRESETS)
     n_models = len(all_models(cfg))
     assert n_models == 44  # 28 QAC (4 cases x 7 arch/dataset pairs) + 16 QCFS
     for rule, count in [("train", n_models), ("evaluate", n_models), ("calibrate", 7)]:
@@ -123,8 +124,28 @@ def test_missing_dataset_fails_fast_with_one_message(tmp_path):
     assert not (tmp_path / "checkpoints").exists() and not (tmp_path / "results").exists()
 
 
+def test_presets_come_from_the_caller_not_the_checkout(tmp_path, monkeypatch):
+    """An installed qac has no workflow/ beside it: resolve_config reads only the preset
+    directory it is given (and the schema beside it), never the package's location."""
+    import qac.workflow as wf
+
+    shutil.copytree(PRESETS, tmp_path / "presets")
+    shutil.copytree(REPO / "workflow" / "schemas", tmp_path / "schemas")
+    (tmp_path / "presets" / "smoke.yaml").write_text("train: {epochs: 7}\n", "utf-8")
+    missing = tmp_path / "no-checkout"
+    monkeypatch.setattr(wf, "ROOT", missing)
+    monkeypatch.setattr(wf, "PRESET_DIR", missing / "workflow" / "presets")
+    monkeypatch.setattr(wf, "SCHEMA", missing / "workflow" / "schemas" / "config.schema.yaml")
+    cfg = wf.resolve_config({"scale": "smoke"}, tmp_path / "presets")
+    assert cfg["train"]["epochs"] == 7 and cfg["scale"] == "smoke"
+    with pytest.raises(ValueError, match="bad configuration"):  # validated with that schema
+        wf.resolve_config({"scale": "smoke", "no_such_key": 1}, tmp_path / "presets")
+    with pytest.raises(TypeError):  # no default: the caller names the presets
+        wf.resolve_config({"scale": "smoke"})  # type: ignore[call-arg]
+
+
 def test_grid_covers_every_experiment():
-    cfg = resolve_config({"scale": "cpu"})
+    cfg = resolve_config({"scale": "cpu"}, PRESETS)
     assert {m.dataset for m in all_models(cfg)} == {"cifar10"}  # the others are skipped
     assert len(models_for(cfg, "table8")) == 8
     assert models_for(cfg, "table7") == []

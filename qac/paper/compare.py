@@ -4,9 +4,16 @@
 reference on the key columns ``(table, dataset, architecture, method, quantity, T, L, k,
 alignment, calibration)`` and gives every reported number a verdict:
 
-``match``           |ours - reported| <= tolerance (comparable scales only, i.e. ``paper``)
-``differs``         |ours - reported| >  tolerance (comparable scales only)
-``not-reproduced``  we have no number for this reported one
+``reproduced``      we have a number and |ours - reported| <= tolerance (comparable scales
+                    only, i.e. ``paper``)
+``not-reproduced``  we have a number, |ours - reported| > tolerance, and the reported value
+                    lies outside our 95 % interval widened by the tolerance
+                    (``[ours_ci_low - tol, ours_ci_high + tol]``; without an interval, outside
+                    the tolerance is enough)
+``inconclusive``    we have a number beyond the tolerance, but the reported value lies within
+                    that widened interval: our test set is too small to tell
+``not-run``         we have no number for this reported one: the cell was not run at this
+                    scale, or the row is a method we do not run (a literature row)
 ``informational``   we have a number, but at a scale (``smoke``, ``cpu``, ...) where it is
                     not expected to match; ``delta`` is still computed
 ``no-reference``    our number has no reported counterpart (only with
@@ -55,13 +62,21 @@ DEFAULT_TOLERANCES: dict[str, dict[str, float]] = {
         "default": 1.0,
     },
 }
-#: Scales whose numbers are expected to match the paper (verdict match/differs).
+#: Scales whose numbers are expected to match the paper (verdicts reproduced, not-reproduced,
+#: inconclusive).
 COMPARABLE_SCALES: tuple[str, ...] = ("paper",)
 #: Reference methods we try to reproduce (literature rows of other methods are left out of
 #: the comparison unless our results contain that method).
 DEFAULT_METHODS: tuple[str, ...] = ("QAC", "QCFS", "QCFS+aver")
 #: All verdicts :func:`compare` can give.
-VERDICTS: tuple[str, ...] = ("match", "differs", "not-reproduced", "informational", "no-reference")
+VERDICTS: tuple[str, ...] = (
+    "reproduced",
+    "not-reproduced",
+    "inconclusive",
+    "not-run",
+    "informational",
+    "no-reference",
+)
 #: Columns of the frame returned by :func:`compare`.
 OUTPUT_COLUMNS: tuple[str, ...] = (
     *KEY_COLUMNS,
@@ -69,6 +84,8 @@ OUTPUT_COLUMNS: tuple[str, ...] = (
     "reported",
     "ours",
     "delta",
+    "ours_ci_low",
+    "ours_ci_high",
     "tolerance",
     "verdict",
     "scale",
@@ -77,6 +94,7 @@ OUTPUT_COLUMNS: tuple[str, ...] = (
 )
 
 _INT_KEYS = ("T", "L", "k")
+_CI = ("ci_low", "ci_high")
 
 
 def _key_strings(df: pd.DataFrame) -> pd.DataFrame:
@@ -160,8 +178,12 @@ def compare(
     ref_part = rk[kcols + list(KEY_COLUMNS) + ["unit", "value", "note"]].rename(
         columns={"value": "reported", "note": "reported_note"}
     )
-    our_part = mk[kcols + list(KEY_COLUMNS) + ["unit", "value", "note"]].rename(
+    for c in _CI:
+        if c not in mk.columns:
+            mk[c] = math.nan
+    our_part = mk[kcols + list(KEY_COLUMNS) + ["unit", "value", "note", *_CI]].rename(
         columns={
+            **{c: f"ours_{c}" for c in _CI},
             "value": "ours",
             "note": "ours_note",
             "unit": "_ours_unit",
@@ -177,7 +199,8 @@ def compare(
     merged.loc[only_ours, "unit"] = merged.loc[only_ours, "_ours_unit"]
 
     merged["reported"] = pd.to_numeric(merged["reported"], errors="coerce").astype(float)
-    merged["ours"] = pd.to_numeric(merged["ours"], errors="coerce").astype(float)
+    for c in ("ours", *(f"ours_{c}" for c in _CI)):
+        merged[c] = pd.to_numeric(merged[c], errors="coerce").astype(float)
     merged["delta"] = merged["ours"] - merged["reported"]
     merged["tolerance"] = [
         _tolerance(tolerances, scale, q) if comparable else math.nan for q in merged["quantity"]
@@ -187,13 +210,18 @@ def compare(
         if pd.isna(row["reported"]):
             return "no-reference"
         if pd.isna(row["ours"]):
-            return "not-reproduced"
+            return "not-run"
         if not comparable:
             return "informational"
-        d = row["delta"]
+        d, tol = row["delta"], row["tolerance"] + 1e-9
         if pd.isna(d):  # e.g. inf - inf
-            return "match" if row["ours"] == row["reported"] else "differs"
-        return "match" if abs(d) <= row["tolerance"] + 1e-9 else "differs"
+            return "reproduced" if row["ours"] == row["reported"] else "not-reproduced"
+        if abs(d) <= tol:
+            return "reproduced"
+        lo, hi = row["ours_ci_low"], row["ours_ci_high"]
+        if not (pd.isna(lo) or pd.isna(hi)) and lo - tol <= row["reported"] <= hi + tol:
+            return "inconclusive"
+        return "not-reproduced"
 
     merged["verdict"] = merged.apply(verdict, axis=1) if len(merged) else pd.Series(dtype=object)
     merged["scale"] = scale
@@ -247,19 +275,25 @@ def comparison_markdown(
     df: pd.DataFrame,
     heading: str = "Comparison with the paper",
     *,
-    include_not_reproduced: bool = True,
+    include_not_run: bool = True,
 ) -> str:
     """Render a :func:`compare` frame as Markdown: verdict counts, then one table per table.
 
     Args:
         df: output of :func:`compare`.
         heading: level-2 heading.
-        include_not_reproduced: list ``not-reproduced`` rows too (they are always counted).
+        include_not_run: list ``not-run`` rows too (they are always counted).
     """
     scale = df.attrs.get("scale") or (df["scale"].iloc[0] if len(df) else "?")
     counts = df["verdict"].value_counts() if len(df) else pd.Series(dtype=int)
     summary = ", ".join(f"{v} {int(counts.get(v, 0))}" for v in VERDICTS if counts.get(v, 0))
     lines = [f"## {heading} (scale: {scale})", "", f"{len(df)} rows: {summary or 'none'}.", ""]
+    if counts.get("not-run", 0):
+        lines += [
+            "not-run: the paper reports a number we have none for (the cell was not run at this "
+            "scale, or the method is one we do not run); it says nothing about reproduction.",
+            "",
+        ]
     if scale not in COMPARABLE_SCALES and len(df):
         lines += [
             f"At scale `{scale}` numbers are not expected to match the paper: "
@@ -267,17 +301,18 @@ def comparison_markdown(
             "",
         ]
     header = (
-        "| dataset | architecture | method | quantity | setting | reported | ours | delta "
-        "| tol | verdict | note |"
+        "| dataset | architecture | method | quantity | setting | reported | ours | ci_low "
+        "| ci_high | delta | tol | verdict | note |"
     )
-    shown = df if include_not_reproduced else df[df["verdict"] != "not-reproduced"]
+    shown = df if include_not_run else df[df["verdict"] != "not-run"]
     for table, sub in shown.groupby("table", sort=True, dropna=False):
-        lines += [f"### {_cell(table)}", "", header, "|" + "---|" * 11]
+        lines += [f"### {_cell(table)}", "", header, "|" + "---|" * 13]
         for _, r in sub.iterrows():
             lines.append(
                 f"| {_cell(r['dataset'])} | {_cell(r['architecture'])} | {_cell(r['method'])} "
                 f"| {_cell(r['quantity'])} | {_setting(r)} | {_num(r['reported'])} "
-                f"| {_num(r['ours'])} | {_signed(r['delta'])} | {_num(r['tolerance'])} "
+                f"| {_num(r['ours'])} | {_num(r['ours_ci_low'])} | {_num(r['ours_ci_high'])} "
+                f"| {_signed(r['delta'])} | {_num(r['tolerance'])} "
                 f"| {r['verdict']} | {_cell(r['ours_note'])} |"
             )
         lines.append("")
@@ -289,11 +324,11 @@ def write_comparison(
     out_dir: str | os.PathLike[str],
     *,
     heading: str = "Comparison with the paper",
-    include_not_reproduced: bool = True,
+    include_not_run: bool = True,
 ) -> dict[str, Path]:
     """Write ``comparison.csv`` and ``comparison.md`` into ``out_dir`` atomically.
 
-    The CSV always holds every row; ``include_not_reproduced`` only affects the Markdown.
+    The CSV always holds every row; ``include_not_run`` only affects the Markdown.
 
     Returns:
         ``{"csv": path, "md": path}``.
@@ -304,6 +339,6 @@ def write_comparison(
     atomic_write_text(csv_path, df.to_csv(index=False, lineterminator="\n"))
     atomic_write_text(
         md_path,
-        comparison_markdown(df, heading=heading, include_not_reproduced=include_not_reproduced),
+        comparison_markdown(df, heading=heading, include_not_run=include_not_run),
     )
     return {"csv": csv_path, "md": md_path}

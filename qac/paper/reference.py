@@ -55,33 +55,12 @@ COLUMNS: tuple[str, ...] = (
     "unit",
     "note",
 )
-#: Columns that identify one number (unique in the reference CSV).
-KEY_COLUMNS: tuple[str, ...] = (
-    "table",
-    "dataset",
-    "architecture",
-    "method",
-    "quantity",
-    "T",
-    "L",
-    "k",
-    "alignment",
-    "calibration",
-)
+#: Columns that identify one number (unique in the reference CSV): those before ``value``.
+KEY_COLUMNS: tuple[str, ...] = COLUMNS[: COLUMNS.index("value")]
 #: Settings stored as nullable integers.
 INT_COLUMNS: tuple[str, ...] = ("T", "L", "k")
-#: Free-text / identifier columns (missing -> NA).
-TEXT_COLUMNS: tuple[str, ...] = (
-    "table",
-    "dataset",
-    "architecture",
-    "method",
-    "quantity",
-    "alignment",
-    "calibration",
-    "unit",
-    "note",
-)
+#: Free-text / identifier columns (missing -> NA): all but ``value`` and the integer ones.
+TEXT_COLUMNS: tuple[str, ...] = tuple(c for c in COLUMNS if c not in (*INT_COLUMNS, "value"))
 
 
 @dataclass(frozen=True)
@@ -109,26 +88,42 @@ class TableShape:
         return sum(self.rows_by_group.values())
 
 
+def _literature_table(
+    title: str, dataset: str, rows: dict[str, int], *, printed_rows: int, unit: str = "(%)"
+) -> TableShape:
+    """Shape of a 'comparison with previous works' table of one dataset (Tables 1, 2, 7):
+    ``rows`` maps each architecture to its CSV rows; ``unit`` follows the ANN/SNN headers."""
+    return TableShape(
+        title=title,
+        printed_columns=("Architecture", "Methods", f"ANN{unit}", "Time Steps", f"SNN{unit}"),
+        printed_rows=printed_rows,
+        rows_by_group={(dataset, arch): n for arch, n in rows.items()},
+    )
+
+
+def _cifar_grid(rows: int) -> dict[tuple[str, str], int]:
+    """``rows`` CSV rows for each CIFAR-10/100 x ResNet-18/ResNet-20/VGG-16 group."""
+    return {
+        (d, a): rows for d in ("cifar10", "cifar100") for a in ("resnet18", "resnet20", "vgg16")
+    }
+
+
 #: Expected shape of every table (derived by hand from the paper; see README.md).
 #: Literature row with ``n`` timestep settings -> 1 ``ann_acc`` + ``n`` ``snn_acc`` rows
 #: (Table 6 has no ANN column -> ``n`` rows).  QAC row -> ``ann_acc`` + ``avg_timesteps`` +
 #: ``snn_acc`` (Table 6: no ``ann_acc``).
 TABLE_SHAPES: dict[str, TableShape] = {
-    "table1": TableShape(
-        title="Comparison with previous works on CIFAR-10",
-        printed_columns=("Architecture", "Methods", "ANN(%)", "Time Steps", "SNN(%)"),
+    "table1": _literature_table(
+        "Comparison with previous works on CIFAR-10",
+        "cifar10",
+        {"vgg16": 25, "resnet18": 27, "resnet20": 14},
         printed_rows=25,  # VGG-16: 10, ResNet-18: 10, ResNet-20: 5
-        rows_by_group={
-            ("cifar10", "vgg16"): 25,
-            ("cifar10", "resnet18"): 27,
-            ("cifar10", "resnet20"): 14,
-        },
     ),
-    "table2": TableShape(
-        title="Comparison with previous works on ImageNet",
-        printed_columns=("Architecture", "Methods", "ANN(%)", "Time Steps", "SNN(%)"),
+    "table2": _literature_table(
+        "Comparison with previous works on ImageNet",
+        "imagenet",
+        {"vgg16": 21},
         printed_rows=7,
-        rows_by_group={("imagenet", "vgg16"): 21},
     ),
     "table3": TableShape(
         title="Calibration ablation study (QAC Base vs Base+CAL)",
@@ -149,17 +144,13 @@ TABLE_SHAPES: dict[str, TableShape] = {
         title="Temporal alignment ablation study",
         printed_columns=("Temporal Alignment", "ResNet-18 (%)", "ResNet-20 (%)", "VGG-16 (%)"),
         printed_rows=4,  # each cell holds 'CIFAR-10 / CIFAR-100'
-        rows_by_group={
-            (d, a): 4 for d in ("cifar10", "cifar100") for a in ("resnet18", "resnet20", "vgg16")
-        },
+        rows_by_group=_cifar_grid(4),
     ),
     "table5": TableShape(
         title="Temporal scalability analysis",
         printed_columns=("Datasets", "Architecture", "T", "2T", "3T", "4T", "5T", "6T"),
         printed_rows=6,
-        rows_by_group={
-            (d, a): 6 for d in ("cifar10", "cifar100") for a in ("resnet18", "resnet20", "vgg16")
-        },
+        rows_by_group=_cifar_grid(6),
     ),
     "table6": TableShape(
         title="Comparison with directly trained (surrogate-gradient) methods",
@@ -190,15 +181,12 @@ TABLE_SHAPES: dict[str, TableShape] = {
         },
         dropped=("ImageNet PSN row printed twice with identical numbers: recorded once",),
     ),
-    "table7": TableShape(
-        title="Comparison with previous works on CIFAR-100",
-        printed_columns=("Architecture", "Methods", "ANN", "Time Steps", "SNN"),
+    "table7": _literature_table(
+        "Comparison with previous works on CIFAR-100",
+        "cifar100",
+        {"vgg16": 25, "resnet18": 14, "resnet20": 27},
         printed_rows=25,  # VGG-16: 10, ResNet-18: 5, ResNet-20: 10
-        rows_by_group={
-            ("cifar100", "vgg16"): 25,
-            ("cifar100", "resnet18"): 14,
-            ("cifar100", "resnet20"): 27,
-        },
+        unit="",
     ),
     "table8": TableShape(
         title="QCFS with and without temporal averaging alignment",

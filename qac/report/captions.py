@@ -4,6 +4,7 @@ data) and how to read our numbers beside it."""
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import Any
 
 import pandas as pd
@@ -11,7 +12,7 @@ import pandas as pd
 from qac.paper.reference import load_paper_claims, load_reference, normalize_frame
 from qac.report._common import ReportInputError, arch_label, cell_label, dataset_label
 
-__all__ = ["caption", "FIGURE_CELLS"]
+__all__ = ["caption", "with_scale_note", "FIGURE_CELLS"]
 
 #: Paper figure -> the (dataset, architecture) it shows (Sec. 7.8, Figs. 5-10; Fig. 1).
 FIGURE_CELLS: dict[str, tuple[str, str]] = {
@@ -25,10 +26,10 @@ FIGURE_CELLS: dict[str, tuple[str, str]] = {
 }
 
 _READ = (
-    "Each cell reads ours / paper (ours - paper); 'skipped (reason)' marks a cell not run at "
-    "this scale, '-' a result that is missing, n the number of test images behind our row and "
-    "X_ci_low / X_ci_high the 95 % Wilson interval of our accuracy X (about +-3 pp at 1,000 "
-    "images, +-1 pp at 10,000)."
+    "Columns X, X_paper and X_delta hold our value, the paper's and ours minus the paper's, "
+    "X_ci_low and X_ci_high the 95 % Wilson interval of our accuracy X over n test images "
+    "(about +-3 pp at 1,000 images, +-1 pp at 10,000); a cell of ours not run at this scale or "
+    "missing is empty and status says why."
 )
 _ALL_AVER_NOTE = (
     " (averaging at every layer boundary: the SNN equal to its quantized ANN, so "
@@ -294,3 +295,15 @@ def caption(name: str, reference: pd.DataFrame | None = None) -> str:
     if name in FIGURE_CELLS and name != "fig1":
         return _figs5_10(ref, [name])
     raise ReportInputError(f"no caption for {name!r}")
+
+
+def with_scale_note(caption: str, notes: Mapping[str, str]) -> str:
+    """``caption`` followed by what our numbers are, once: ``notes`` maps a dataset to its
+    scale note (:func:`qac.report.tables.make_table`'s ``attrs["notes"]``); datasets with the
+    same note share one sentence, e.g. "Our numbers (CIFAR-10): CPU scale: ..."."""
+    by_text: dict[str, list[str]] = {}
+    for ds, text in notes.items():
+        if text:
+            by_text.setdefault(text.strip().rstrip("."), []).append(dataset_label(ds))
+    parts = [f"Our numbers ({', '.join(dss)}): {text}." for text, dss in by_text.items()]
+    return " ".join([caption.strip(), *parts]).strip() if parts else caption

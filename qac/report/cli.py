@@ -150,6 +150,25 @@ def cmd_caption(args) -> int:
     return 0
 
 
+def _artifact_parser(
+    sub, command: str, text: str, func, names: str | None = None
+) -> argparse.ArgumentParser:
+    """Subcommand ``command`` (help ``text``) about the table or figure given by ``--name``
+    (help ``names``), run by ``func``."""
+    c = sub.add_parser(command, help=text)
+    c.add_argument("--name", required=True, help=names)
+    c.set_defaults(report_func=func)
+    return c
+
+
+def _filter_args(c: argparse.ArgumentParser) -> None:
+    """Which rows a table or figure shows: skipped runs, scale, reference."""
+    c.add_argument("--skipped", help="CSV/JSON of experiment,dataset,architecture,reason")
+    c.add_argument("--scale", help="use only rows of this scale")
+    c.add_argument("--reference", help="alternative reference CSV (default: packaged)")
+    c.add_argument("--no-reference", action="store_true", help="leave the paper out")
+
+
 def add_commands(p: argparse.ArgumentParser) -> None:
     """Add the report subcommands to ``p`` (``qac report``); each sets ``report_func``."""
     sub = p.add_subparsers(dest="report_command", required=True, parser_class=_Parser)
@@ -171,14 +190,8 @@ def add_commands(p: argparse.ArgumentParser) -> None:
     c.add_argument("eval_files", nargs="*", metavar="EVAL.json")
     c.set_defaults(report_func=cmd_layers)
 
-    def common(c: argparse.ArgumentParser) -> None:
-        c.add_argument("--skipped", help="CSV/JSON of experiment,dataset,architecture,reason")
-        c.add_argument("--scale", help="use only rows of this scale")
-        c.add_argument("--reference", help="alternative reference CSV (default: packaged)")
-        c.add_argument("--no-reference", action="store_true", help="leave the paper out")
-
-    c = sub.add_parser("table", help="one paper table as CSV + Markdown + LaTeX")
-    c.add_argument("--name", required=True, help="table1 ... table8, energy, exactness")
+    text = "one paper table as CSV + Markdown + LaTeX"
+    c = _artifact_parser(sub, "table", text, cmd_table, "table1 ... table8, energy, exactness")
     c.add_argument("--tidy", required=True, help="tidy CSV written by 'collect'")
     c.add_argument(
         "--note",
@@ -187,16 +200,16 @@ def add_commands(p: argparse.ArgumentParser) -> None:
     )
     c.add_argument("--caption", help="caption (default: the generated caption)")
     c.add_argument("--out-prefix", required=True, help="writes PREFIX.csv, .md, .tex")
-    common(c)
-    c.set_defaults(report_func=cmd_table)
+    _filter_args(c)
 
-    c = sub.add_parser("figure", help="one paper figure as PNG (300 dpi) + PDF")
-    c.add_argument("--name", required=True, help="fig1, fig2, fig3, figs5_10, fig5 ... fig10")
+    text = "one paper figure as PNG (300 dpi) + PDF"
+    c = _artifact_parser(
+        sub, "figure", text, cmd_figure, "fig1, fig2, fig3, figs5_10, fig5 ... fig10"
+    )
     c.add_argument("--tidy", help="tidy CSV written by 'collect' (fig2, fig3)")
     c.add_argument("--layers", help="layer CSV written by 'layers' (fig1, figs5_10)")
     c.add_argument("--out-dir", required=True, help="output folder")
-    common(c)
-    c.set_defaults(report_func=cmd_figure)
+    _filter_args(c)
 
     c = sub.add_parser("captions", help="write <out-dir>/<name>.rst for every artifact")
     c.add_argument("--out-dir", required=True, help="output folder")
@@ -208,11 +221,9 @@ def add_commands(p: argparse.ArgumentParser) -> None:
     c.add_argument("--no-reference", action="store_true", help=argparse.SUPPRESS)
     c.set_defaults(report_func=cmd_captions)
 
-    c = sub.add_parser("caption", help="print the caption of a table or figure")
-    c.add_argument("--name", required=True)
+    c = _artifact_parser(sub, "caption", "print the caption of a table or figure", cmd_caption)
     c.add_argument("--reference", help="alternative reference CSV")
     c.add_argument("--no-reference", action="store_true", help=argparse.SUPPRESS)
-    c.set_defaults(report_func=cmd_caption)
 
 
 def build_parser() -> argparse.ArgumentParser:

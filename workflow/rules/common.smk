@@ -1,7 +1,10 @@
-# Paths and grid helpers shared by the rules (the grid itself is qac/workflow.py).
+# Paths, grid helpers and the other functions the rules use (the grid itself is qac/workflow.py).
+# Every function of the workflow lives here, so the rule files hold rules only.
 
 import json
 import shlex
+
+from snakemake.settings.types import DeploymentMethod
 
 from qac.experiments import FIGURE_FILES, MAIN_ACT  # MAIN_ACT: the calibrated models (qac-c4)
 from qac.workflow import (
@@ -13,6 +16,7 @@ from qac.workflow import (
     needs_calibration,
     skipped_items,
     train_options,
+    write_skipped,
 )
 
 WORKDIR = Path.cwd()  # captions of generated files are read from the working directory
@@ -20,10 +24,49 @@ CKPT = f"checkpoints/{SCALE}"
 RES = f"results/{SCALE}"
 FIG = f"figures/{SCALE}"
 RUNS = f"{RES}/runs"
+# The same directories as output patterns of the internal rules (skipped, captions, tidy_all,
+# <artifact>_files). The {scale} wildcard only ever matches the configured scale (the Snakefile's
+# wildcard_constraints), and it keeps those rules out of `--list-target-rules`, which offers the
+# rules without wildcards: the Snakefile's documented targets.
+RES_PATTERN = "results/{scale}"
+FIG_PATTERN = "figures/{scale}"
+RUNS_PATTERN = f"{RES_PATTERN}/runs"
+# The software of every shell rule (relative to the rule files), used under `--sdm conda`.
+ENV = "../envs/qac.yaml"
+
+
+def python():
+    """The jobs' interpreter: the conda environment's `python` under `--sdm conda`, else the one
+    running Snakemake (this checkout's .venv)."""
+    if DeploymentMethod.CONDA in workflow.deployment_settings.deployment_method:
+        return "python"
+    return sys.executable
+
+
+def output_dir(wildcards, output):
+    """The directory of a job's first output (a params function)."""
+    return str(Path(output[0]).parent)
+
+
+def output_stem(wildcards, output):
+    """A job's first output without its suffix (a params function)."""
+    return str(Path(output[0]).with_suffix(""))
 
 
 def model_of(w):
     return Model(w.dataset, w.arch, w.act)
+
+
+def calibration_input(w):
+    """The calibration a model's evaluation reads: only the main models are calibrated."""
+    m = model_of(w)
+    if not needs_calibration(CFG, m):
+        return []
+    return [f"{CKPT}/{m.dataset}/{m.arch}/{MAIN_ACT}/calibration.pt"]
+
+
+def calibration_option(wildcards, input):
+    return f"--calibration {input.calibration}" if input.calibration else ""
 
 
 def checkpoint_path(m):
@@ -63,6 +106,28 @@ def summary_files():
     ]
 
 
+def caption_files():
+    return [f"{RES}/captions/{name}.rst" for name in ARTIFACTS]
+
+
+def artifact_target(name):
+    """What the target of one table or figure asks for: its files and its caption."""
+    return artifact_files([name]) + [f"{RES}/captions/{name}.rst"]
+
+
+def artifact_label(stem):
+    """How the report names an artifact file: table4 -> Table 4, fig5 -> Fig. 5."""
+    if stem.startswith("table"):
+        return f"Table {stem[len('table'):]}"
+    return f"Fig. {stem[len('fig'):]}"
+
+
+def write_skipped_list(output, log):
+    """The `skipped` job: the models left out for lack of data, as CSV (and a line in its log)."""
+    write_skipped(CFG, output[0])
+    Path(log[0]).write_text(f"{len(skipped_items(CFG))} skipped models: {output[0]}\n")
+
+
 def gpus():
     """GPUs a train/calibrate/evaluate job asks for: none when the device is pinned to the CPU."""
     return 0 if CFG["device"] == "cpu" else CFG["resources"]["gpus"]
@@ -73,11 +138,11 @@ def train_command(threads):
     gets an equal share of the job's threads)."""
     n = int(gpus())
     if n <= 1:
-        return f"QAC_THREADS={threads} {PY} -m qac.cli train"
+        return f"QAC_THREADS={threads} {python()} -m qac.cli train"
     per_process = max(1, int(threads) // n)
     return (
-        f"QAC_THREADS={per_process} OMP_NUM_THREADS={per_process} {PY} -m torch.distributed.run "
-        f"--standalone --nproc-per-node {n} -m qac.cli train"
+        f"QAC_THREADS={per_process} OMP_NUM_THREADS={per_process} "
+        f"{python()} -m torch.distributed.run --standalone --nproc-per-node {n} -m qac.cli train"
     )
 
 

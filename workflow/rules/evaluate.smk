@@ -9,6 +9,7 @@ rule calibrate:
         state=f"{CKPT}/{{dataset}}/{{arch}}/{MAIN_ACT}/calibration.pt",
         metrics=f"{RUNS}/calibration/{{dataset}}/{{arch}}.json",
     params:
+        python=python(),
         args=quoted(calibration_arguments(CFG)),
     log:
         f"{RUNS}/logs/calibrate/{{dataset}}/{{arch}}.log",
@@ -19,15 +20,12 @@ rule calibrate:
         mem_mb=CFG["resources"]["mem_mb"],
         runtime=CFG["resources"]["eval_runtime"],
         gpu=gpus(),
+    conda:
+        ENV
     shell:
-        "QAC_THREADS={threads} {PY} -m qac.cli calibrate --checkpoint {input.model} "
+        "QAC_THREADS={threads} {params.python} -m qac.cli calibrate --checkpoint {input.model} "
         "--out {output.state} --metrics {output.metrics} {params.args} --no-progress "
         "> {log} 2>&1"
-
-
-def calibration_input(w):
-    m = model_of(w)
-    return [f"{CKPT}/{m.dataset}/{m.arch}/{MAIN_ACT}/calibration.pt"] if needs_calibration(CFG, m) else []
 
 
 rule evaluate:
@@ -37,8 +35,9 @@ rule evaluate:
     output:
         f"{RUNS}/eval/{{dataset}}/{{arch}}/{{act}}.json",
     params:
+        python=python(),
         args=lambda w: quoted(eval_arguments(CFG, model_of(w))),
-        calibration=lambda w, input: f"--calibration {input.calibration}" if input.calibration else "",
+        calibration=calibration_option,
     log:
         f"{RUNS}/logs/evaluate/{{dataset}}/{{arch}}/{{act}}.log",
     benchmark:
@@ -48,6 +47,8 @@ rule evaluate:
         mem_mb=CFG["resources"]["mem_mb"],
         runtime=CFG["resources"]["eval_runtime"],
         gpu=gpus(),
+    conda:
+        ENV
     shell:
-        "QAC_THREADS={threads} {PY} -m qac.cli evaluate --checkpoint {input.model} "
+        "QAC_THREADS={threads} {params.python} -m qac.cli evaluate --checkpoint {input.model} "
         "{params.calibration} --out {output} {params.args} --no-progress > {log} 2>&1"

@@ -1,15 +1,15 @@
 # Tables, figures, the comparison with the paper and the claims (`qac report ...`, `qac paper
 # summary`). Each artifact reads only the evaluations of the models it needs, so a single
-# table or figure can be rebuilt by name.
+# table or figure can be rebuilt by name (its target in the Snakefile).
 
 
 rule skipped:
     output:
-        f"{RES}/skipped.csv",
+        f"{RES_PATTERN}/skipped.csv",
+    log:
+        f"{RUNS_PATTERN}/logs/skipped.log",
     run:
-        from qac.workflow import write_skipped
-
-        write_skipped(CFG, output[0])
+        write_skipped_list(output, log)
 
 
 rule tidy:
@@ -17,11 +17,17 @@ rule tidy:
         lambda w: artifact_evals(w.name),
     output:
         f"{RUNS}/tidy/{{name}}.csv",
+    params:
+        python=python(),
+        scale=SCALE,
+        policy=CFG["main_policy"],
     log:
         f"{RUNS}/logs/tidy/{{name}}.log",
+    conda:
+        ENV
     shell:
-        "{PY} -m qac.cli report collect --scale {SCALE} --main-policy {CFG[main_policy]} "
-        "--out {output} {input} > {log} 2>&1"
+        "{params.python} -m qac.cli report collect --scale {params.scale} "
+        "--main-policy {params.policy} --out {output} {input} > {log} 2>&1"
 
 
 rule layers:
@@ -29,10 +35,14 @@ rule layers:
         lambda w: artifact_evals(w.name),
     output:
         f"{RUNS}/layers/{{name}}.csv",
+    params:
+        python=python(),
     log:
         f"{RUNS}/logs/layers/{{name}}.log",
+    conda:
+        ENV
     shell:
-        "{PY} -m qac.cli report layers --out {output} {input} > {log} 2>&1"
+        "{params.python} -m qac.cli report layers --out {output} {input} > {log} 2>&1"
 
 
 for _table in TABLES:
@@ -45,21 +55,26 @@ for _table in TABLES:
             skipped=f"{RES}/skipped.csv",
         output:
             csv=report(
-                f"{RES}/tables/{_table}.csv",
+                f"{RES_PATTERN}/tables/{_table}.csv",
                 caption=f"{WORKDIR}/{RES}/captions/{_table}.rst",
                 category="Tables",
+                labels={"table": artifact_label(_table), "file": f"{_table}.csv"},
             ),
-            md=f"{RES}/tables/{_table}.md",
-            tex=f"{RES}/tables/{_table}.tex",
+            md=f"{RES_PATTERN}/tables/{_table}.md",
+            tex=f"{RES_PATTERN}/tables/{_table}.tex",
         params:
+            python=python(),
             name=_table,
             note=shlex.quote(CFG.get("data_note", "")),
+            prefix=output_stem,
         log:
-            f"{RUNS}/logs/tables/{_table}.log",
+            f"{RUNS_PATTERN}/logs/tables/{_table}.log",
+        conda:
+            ENV
         shell:
-            "{PY} -m qac.cli report table --name {params.name} --tidy {input.tidy} "
+            "{params.python} -m qac.cli report table --name {params.name} --tidy {input.tidy} "
             "--skipped {input.skipped} --note {params.note} "
-            "--out-prefix {RES}/tables/{params.name} > {log} 2>&1"
+            "--out-prefix {params.prefix} > {log} 2>&1"
 
 
 for _figure in FIGURES:
@@ -73,69 +88,96 @@ for _figure in FIGURES:
             skipped=f"{RES}/skipped.csv",
         output:
             [
-                report(f, caption=f"{WORKDIR}/{RES}/captions/{_figure}.rst", category="Figures")
-                if f.endswith(".png")
-                else f
-                for f in figure_files(_figure)
+                report(
+                    f"{FIG_PATTERN}/{stem}.png",
+                    caption=f"{WORKDIR}/{RES}/captions/{_figure}.rst",
+                    category="Figures",
+                    labels={"figure": artifact_label(stem), "file": f"{stem}.png"},
+                )
+                if ext == "png"
+                else f"{FIG_PATTERN}/{stem}.{ext}"
+                for stem in FIGURE_FILES[_figure]
+                for ext in ("png", "pdf")
             ],
         params:
+            python=python(),
             name=_figure,
+            out=output_dir,
         log:
-            f"{RUNS}/logs/figures/{_figure}.log",
+            f"{RUNS_PATTERN}/logs/figures/{_figure}.log",
+        conda:
+            ENV
         shell:
-            "{PY} -m qac.cli report figure --name {params.name} --tidy {input.tidy} "
-            "--layers {input.layers} --skipped {input.skipped} --out-dir {FIG} > {log} 2>&1"
+            "{params.python} -m qac.cli report figure --name {params.name} --tidy {input.tidy} "
+            "--layers {input.layers} --skipped {input.skipped} --out-dir {params.out} > {log} 2>&1"
 
 
 rule captions:
     output:
-        [f"{RES}/captions/{name}.rst" for name in ARTIFACTS],
+        [f"{RES_PATTERN}/captions/{name}.rst" for name in ARTIFACTS],
     params:
-        out=f"{RES}/captions",
+        python=python(),
+        out=output_dir,
+    log:
+        f"{RUNS_PATTERN}/logs/captions.log",
+    conda:
+        ENV
     shell:
-        "{PY} -m qac.cli report captions --out-dir {params.out} --scale {SCALE}"
+        "{params.python} -m qac.cli report captions --out-dir {params.out} "
+        "--scale {wildcards.scale} > {log} 2>&1"
 
 
 rule tidy_all:
     input:
         [eval_path(m) for m in all_models(CFG)],
     output:
-        f"{RES}/tidy.csv",
+        f"{RES_PATTERN}/tidy.csv",
+    params:
+        python=python(),
+        policy=CFG["main_policy"],
     log:
-        f"{RUNS}/logs/tidy_all.log",
+        f"{RUNS_PATTERN}/logs/tidy_all.log",
+    conda:
+        ENV
     shell:
-        "{PY} -m qac.cli report collect --scale {SCALE} --main-policy {CFG[main_policy]} "
-        "--out {output} {input} > {log} 2>&1"
+        "{params.python} -m qac.cli report collect --scale {wildcards.scale} "
+        "--main-policy {params.policy} --out {output} {input} > {log} 2>&1"
 
 
 rule summary:
+    """The comparison with the paper (comparison.csv/md), its claims C1-C7 and the audit."""
     input:
         tidy=f"{RES}/tidy.csv",
-        captions=rules.captions.output,
+        captions=caption_files(),
     output:
         csv=f"{RES}/comparison.csv",
         md=report(
-            f"{RES}/comparison.md", caption="../report/comparison.rst", category="Paper"
+            f"{RES}/comparison.md",
+            caption="../report/comparison.rst",
+            category="Paper",
+            labels={"file": "comparison.md", "what": "our numbers beside the paper's"},
         ),
         claims=report(
-            f"{RES}/claims.md", caption="../report/claims.rst", category="Paper"
+            f"{RES}/claims.md",
+            caption="../report/claims.rst",
+            category="Paper",
+            labels={"file": "claims.md", "what": "claims C1-C7: holds / fails / not run"},
         ),
-        audit=report(f"{RES}/audit.md", caption="../report/audit.rst", category="Paper"),
+        audit=report(
+            f"{RES}/audit.md",
+            caption="../report/audit.rst",
+            category="Paper",
+            labels={"file": "audit.md", "what": "the paper's internal consistency"},
+        ),
     params:
+        python=python(),
+        scale=SCALE,
         note=shlex.quote(CFG.get("data_note", "")),
+        out=output_dir,
     log:
         f"{RUNS}/logs/summary.log",
+    conda:
+        ENV
     shell:
-        "{PY} -m qac.cli paper summary --scale {SCALE} --tidy {input.tidy} --out-dir {RES} "
-        "--note {params.note} > {log} 2>&1"
-
-
-# One target per artifact: `snakemake --cores 4 table4` or `snakemake fig2`.
-for _name in ARTIFACTS:
-
-    rule:
-        name:
-            _name
-        input:
-            artifact_files([_name]),
-            f"{RES}/captions/{_name}.rst",
+        "{params.python} -m qac.cli paper summary --scale {params.scale} --tidy {input.tidy} "
+        "--out-dir {params.out} --note {params.note} > {log} 2>&1"

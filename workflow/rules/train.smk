@@ -5,6 +5,8 @@
 # if the option is changed back); model.pt, metrics.json and log.jsonl appear when it completes.
 # resources.gpus > 1 trains with one process per GPU on one node (torchrun, DDP): the same global
 # batch_size and the same result as one process (qac/distributed.py).
+# The job's log grows by one line per epoch while it runs (loss, accuracies, lr, mean T, seconds;
+# --no-progress hides only the progress bars); log.csv beside model.pt holds the same per epoch.
 
 
 rule train:
@@ -23,6 +25,8 @@ rule train:
         mem_mb=CFG["resources"]["mem_mb"],
         runtime=CFG["resources"]["train_runtime"],
         gpu=gpus(),
+    conda:
+        ENV
     shell:
         "{params.command} --config-json {params.cfg} "
         "--out {params.out} --no-progress > {log} 2>&1"

@@ -1,0 +1,151 @@
+"""Training options: :class:`TrainConfig`, typed and validated, hashed to name a run.
+
+Options come from YAML, JSON or ``--set`` strings; every value is converted to the field's
+declared type (``"5e-4"`` -> 0.0005) or refused with :class:`ConfigError` naming the option, so
+equal values always give the same :meth:`TrainConfig.fingerprint`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+import typing
+from dataclasses import dataclass, field
+from typing import Any
+
+from qac.data import AugmentConfig
+
+__all__ = ["ConfigError", "TrainConfig", "UNHASHED"]
+
+# options that change where or how a run is watched, not its result: left out of the fingerprint
+UNHASHED = ("device", "progress", "eval_every", "cache_dir", "data_root", "tensorboard")
+
+
+class ConfigError(ValueError):
+    """A configuration key or value is wrong; the message names it."""
+
+
+@dataclass
+class TrainConfig:
+    """Everything a training run depends on (hashed to guard resumption)."""
+
+    arch: str = "resnet20"
+    dataset: str = "synthetic-cifar10"
+    data_root: str = "data"
+    cache_dir: str | None = None
+    width: float = 1.0
+    activation: dict[str, Any] = field(
+        default_factory=lambda: {"name": "qac", "case": 4, "alpha": 8.0, "timesteps": 4}
+    )
+    epochs: int = 300
+    batch_size: int = 128
+    lr: float = 0.1
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    quantizer_lr: float | None = None  # None: same as lr
+    quantizer_weight_decay: float | None = None  # None: same as weight_decay (QCFS does this)
+    warmup_epochs: int = 0
+    label_smoothing: float = 0.0
+    data_options: dict[str, Any] = field(default_factory=dict)  # e.g. synthetic sizes
+    data_seed: int = 0  # seed of synthetic data (independent of the training seed)
+    train_limit: int | None = None
+    test_limit: int | None = None
+    augment: dict[str, Any] = field(default_factory=dict)  # AugmentConfig fields
+    bf16: bool = False
+    channels_last: bool = False
+    float64: bool = False  # train in double precision (CPU-independent weights; smoke scale)
+    seed: int = 0
+    device: str = "auto"
+    eval_every: int = 1
+    progress: bool = True  # progress bars (the per-epoch log lines stay)
+    tensorboard: bool = False  # TensorBoard scalars in runs/<fingerprint>/tensorboard/
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
+        cfg = cls(**_typed_fields(cls, values, "training"))
+        cfg.validate()
+        return cfg
+
+    def validate(self) -> None:
+        """Convert every option to its declared type (``"5e-4"`` -> 0.0005) and check ranges."""
+        for name, value in _typed_fields(type(self), dataclasses.asdict(self), "training").items():
+            setattr(self, name, value)
+        self.augment = _typed_fields(AugmentConfig, self.augment, "augment")
+        for name in ("epochs", "batch_size", "eval_every"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if not self.lr > 0:
+            raise ConfigError(f"lr must be positive, got {self.lr}")
+        if "name" not in self.activation:
+            raise ConfigError("activation must be a mapping with a 'name' (qac, qcfs or relu)")
+        if self.float64 and self.bf16:
+            raise ConfigError("float64 and bf16 exclude each other: set one of them to false")
+
+    def fingerprint(self) -> str:
+        """Hash of the options that change the result (not where or how it is watched)."""
+        d = dataclasses.asdict(self)
+        for k in UNHASHED:
+            d.pop(k)
+        return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
+
+
+_KINDS = {bool: "true or false", int: "an integer", float: "a finite number", str: "a string"}
+
+
+def _typed_fields(cls: type, values: dict[str, Any], what: str) -> dict[str, Any]:
+    """``values`` (options of dataclass ``cls``) converted to the field types; ConfigError if not.
+
+    ``what`` names the options in messages; nested options are called ``augment.flip``.
+    """
+    if not isinstance(values, dict):
+        raise ConfigError(f"{what} options must be a mapping, not {type(values).__name__}")
+    hints = typing.get_type_hints(cls)
+    unknown = sorted(set(values) - set(hints))
+    if unknown:
+        valid = sorted(f.name for f in dataclasses.fields(cls))
+        raise ConfigError(f"unknown {what} option(s) {unknown}: valid options are {valid}")
+    prefix = "" if what == "training" else f"{what}."
+    return {k: _typed(prefix + k, v, hints[k]) for k, v in values.items()}
+
+
+def _typed(name: str, value: Any, hint: Any) -> Any:
+    """``value`` as type ``hint`` (``X | None``, bool, int, float, str or dict) or ConfigError."""
+    args = typing.get_args(hint)
+    if type(None) in args:
+        if value is None:
+            return None
+        hint = next(a for a in args if a is not type(None))
+    kind = typing.get_origin(hint) or hint
+    converted = _convert(kind, value)
+    if converted is None:
+        raise ConfigError(f"option {name}={value!r} is not {_KINDS.get(kind, 'a mapping')}")
+    return converted
+
+
+def _convert(kind: type, value: Any) -> Any:
+    """``value`` converted to ``kind``, or None where it does not fit."""
+    if kind is bool:
+        if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+            return value.strip().lower() == "true"
+        return value if isinstance(value, bool) else None
+    if kind in (int, float):
+        number = _number(value)
+        if kind is float:
+            return number
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        return int(number) if number is not None and number.is_integer() else None
+    return value if isinstance(value, kind) else None
+
+
+def _number(value: Any) -> float | None:
+    """A finite float from a number or a string in any float notation ("5e-4", ".5")."""
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        return None
+    try:
+        number = float(value)
+    except ValueError:
+        return None
+    return number if math.isfinite(number) else None

@@ -1,0 +1,250 @@
+"""The pieces of one training run: model, optimizer groups, epochs, evaluation, resume state.
+
+:func:`qac.train.train` puts them together; everything here runs on every process of a torchrun
+group (see :mod:`qac.distributed`), and nothing here writes files.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from torch.optim.lr_scheduler import LRScheduler
+from tqdm import tqdm
+
+from qac.checkpoint import load_checkpoint
+from qac.convert import quantizers
+from qac.data import BatchLoader
+from qac.distributed import World, all_reduce_sum, sync_batchnorm
+from qac.models import build
+from qac.runtime import autocast, seed_everything
+from qac.trainconfig import ConfigError, TrainConfig
+
+__all__ = [
+    "TrainingDivergedError",
+    "evaluate_accuracy",
+    "count_correct",
+    "global_accuracy",
+    "param_dtype",
+    "param_groups",
+    "build_model",
+    "data_parallel",
+    "train_epoch",
+    "restore",
+    "rng_states",
+]
+
+
+class TrainingDivergedError(RuntimeError):
+    """The loss became NaN or infinite."""
+
+
+def param_groups(model: nn.Module, cfg: TrainConfig) -> list[dict[str, Any]]:
+    q_ids = {id(p) for _, q in quantizers(model) for p in q.parameters()}
+    weights = [p for p in model.parameters() if id(p) not in q_ids]
+    quant = [p for p in model.parameters() if id(p) in q_ids]
+    groups = [{"params": weights, "lr": cfg.lr, "weight_decay": cfg.weight_decay}]
+    if quant:
+        groups.append(
+            {
+                "params": quant,
+                "lr": cfg.quantizer_lr if cfg.quantizer_lr is not None else cfg.lr,
+                "weight_decay": (
+                    cfg.quantizer_weight_decay
+                    if cfg.quantizer_weight_decay is not None
+                    else cfg.weight_decay
+                ),
+            }
+        )
+    return groups
+
+
+def evaluate_accuracy(
+    model: nn.Module,
+    loader: BatchLoader,
+    device: torch.device,
+    *,
+    bf16: bool = False,
+    desc: str = "eval",
+    progress: bool = False,
+) -> float:
+    """Top-1 accuracy (%) of ``model`` (an ANN or a :class:`~qac.convert.SpikingNetwork`)."""
+    correct, total = count_correct(model, loader, device, bf16=bf16, desc=desc, progress=progress)
+    return 100.0 * correct / max(total, 1)
+
+
+@torch.no_grad()
+def count_correct(
+    model: nn.Module,
+    loader: BatchLoader,
+    device: torch.device,
+    *,
+    bf16: bool = False,
+    desc: str = "eval",
+    progress: bool = False,
+) -> tuple[int, int]:
+    """(correct top-1 predictions, images) of ``model`` over ``loader``."""
+    model.eval()
+    correct = total = 0
+    dtype = param_dtype(model)
+    for images, labels in tqdm(loader, desc=desc, leave=False, disable=not progress):
+        images = images.to(dtype)
+        with autocast(device, bf16):
+            logits = model(images)
+        correct += int((logits.argmax(1) == labels).sum())
+        total += labels.numel()
+    return correct, total
+
+
+def global_accuracy(model: nn.Module, loader: BatchLoader, cfg: TrainConfig, device) -> float:
+    """Top-1 accuracy (%) over the shards of ``loader`` of all processes."""
+    counts = count_correct(model, loader, device, bf16=cfg.bf16)
+    correct, total = all_reduce_sum(torch.tensor(counts, dtype=torch.float64, device=device))
+    return 100.0 * float(correct) / max(float(total), 1.0)
+
+
+def param_dtype(model: nn.Module) -> torch.dtype:
+    """The floating dtype of ``model``'s parameters (inputs are cast to it)."""
+    param = next(model.parameters(), None)
+    return param.dtype if param is not None and param.is_floating_point() else torch.float32
+
+
+def restore(
+    state_path: Path,
+    fingerprint: str,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler: LRScheduler,
+    world: World,
+    device: torch.device,
+) -> tuple[int, list[dict[str, Any]]]:
+    """Load the resume state (if any) into model/optimizer/scheduler/RNG: (next epoch, history).
+
+    The scheduler is left at the last trained epoch: the next ``scheduler.step()`` sets the
+    learning rate of the epoch returned.
+    """
+    if not state_path.exists():
+        return 0, []
+    state = load_checkpoint(state_path, map_location=device)
+    if state.get("fingerprint") != fingerprint:
+        raise ConfigError(
+            f"{state_path} was written by a different configuration: delete {state_path.parent} "
+            "or pass --no-resume to start over"
+        )
+    model.load_state_dict(state["state_dict"])
+    optimizer.load_state_dict(state["optimizer"])
+    scheduler.load_state_dict(state.get("scheduler") or _schedule_at(scheduler, state["epoch"]))
+    _restore_rng(state, world, device)
+    return state["epoch"] + 1, state["history"]
+
+
+def _schedule_at(scheduler: LRScheduler, epoch: int) -> dict[str, Any]:
+    """The state of ``scheduler`` after ``epoch`` (for resume states saved without one)."""
+    return {**scheduler.state_dict(), "last_epoch": epoch, "_step_count": epoch + 1}
+
+
+def _restore_rng(state: dict[str, Any], world: World, device: torch.device) -> None:
+    """This process's saved RNG state if the run had as many processes, else rank 0's."""
+    ranks = state.get("rng_ranks") or []
+    rng_cpu, rng_cuda = (
+        ranks[world.rank] if len(ranks) == world.size else (state["rng_cpu"], state["rng_cuda"])
+    )
+    torch.set_rng_state(rng_cpu.cpu())
+    if device.type == "cuda" and rng_cuda is not None:
+        torch.cuda.set_rng_state(rng_cuda.cpu(), device)
+
+
+def rng_states(device: torch.device) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """This process's (CPU, CUDA) random generator states."""
+    cuda = torch.cuda.get_rng_state(device) if device.type == "cuda" else None
+    return torch.get_rng_state(), cuda
+
+
+def train_epoch(
+    cfg: TrainConfig,
+    epoch: int,
+    net: nn.Module,
+    loader: BatchLoader,
+    optimizer: torch.optim.Optimizer,
+    criterion: nn.Module,
+    device: torch.device,
+) -> dict[str, Any]:
+    """One pass over ``loader``; the epoch's log record (loss, accuracy, lr, seconds).
+
+    ``net`` may be DistributedDataParallel: the local mean loss is weighted by
+    ``processes * local images / global images``, so the averaged gradient is that of the global
+    batch mean; loss and accuracy are summed over the processes.
+    """
+    net.train()
+    t0 = time.time()
+    processes = loader.world_size
+    totals = torch.zeros(3, dtype=torch.float64)  # loss sum, correct, images (global)
+    bar = tqdm(
+        loader,
+        desc=f"epoch {epoch + 1}/{cfg.epochs}",
+        leave=False,
+        disable=not cfg.progress or loader.rank > 0,
+    )
+    for step, (images, labels) in enumerate(bar):
+        images = images.to(param_dtype(net))
+        with autocast(device, cfg.bf16):
+            logits = net(images)
+            loss = criterion(logits.to(torch.promote_types(logits.dtype, torch.float32)), labels)
+        n = labels.numel()
+        batch = all_reduce_sum(
+            torch.stack(
+                [
+                    loss.detach().to(torch.float64) * n,
+                    (logits.argmax(1) == labels).sum().to(torch.float64),
+                    torch.tensor(float(n), dtype=torch.float64, device=loss.device),
+                ]
+            )
+        ).cpu()
+        if not math.isfinite(batch[0]):
+            raise TrainingDivergedError(
+                f"loss became {float(batch[0] / batch[2])} at epoch {epoch + 1}, step "
+                f"{step + 1}: lower the learning rate (lr={cfg.lr}) or the initial alpha/T; "
+                "nothing was saved for this epoch"
+            )
+        if processes > 1:
+            loss = loss * (processes * n / float(batch[2]))
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        totals += batch
+        bar.set_postfix(
+            loss=f"{totals[0] / totals[2]:.3f}", acc=f"{100 * totals[1] / totals[2]:.1f}"
+        )
+    loss_sum, correct, seen = totals.tolist()
+    return {
+        "epoch": epoch + 1,
+        "lr": optimizer.param_groups[0]["lr"],
+        "train_loss": loss_sum / max(seen, 1),
+        "train_acc": 100.0 * correct / max(seen, 1),
+        "seconds": round(time.time() - t0, 2),
+    }
+
+
+def build_model(cfg: TrainConfig, num_classes: int, device: torch.device) -> nn.Module:
+    """The freshly initialised model (same weights on every process), on ``device``."""
+    seed_everything(cfg.seed)
+    model = build(cfg.arch, num_classes, cfg.activation, width=cfg.width).to(device)
+    if cfg.float64:
+        model = model.to(torch.float64)
+    if cfg.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    return sync_batchnorm(model, device)
+
+
+def data_parallel(model: nn.Module, device: torch.device, world: World) -> nn.Module:
+    """``model`` wrapped in DistributedDataParallel when there are several processes."""
+    if not world.distributed:
+        return model
+    if world.rank > 0:  # its own dropout masks; rank 0 keeps the single-process stream
+        torch.manual_seed(torch.initial_seed() + world.rank)
+    ids = [device.index] if device.type == "cuda" else None
+    return nn.parallel.DistributedDataParallel(model, device_ids=ids)
