@@ -119,9 +119,10 @@ def part_smoke_dag(opts: Options) -> Result:
 
 def _resnet20_config(opts: Options) -> dict[str, Any]:
     """The paper's ResNet-20 QAC case-4 training recipe, for ``opts.steps`` steps."""
-    from qac.workflow import Model, resolve_config, train_options
+    from qac.workflow import PRESET_DIR, Model, resolve_config, train_options
 
-    cfg = train_options(resolve_config({"scale": "paper"}), Model("cifar10", "resnet20", "qac-c4"))
+    paper = resolve_config({"scale": "paper"}, PRESET_DIR)  # run from a checkout
+    cfg = train_options(paper, Model("cifar10", "resnet20", "qac-c4"))
     batch = 16 if opts.dry_run else cfg["batch_size"]
     cfg.update(
         dataset="synthetic-cifar10",

@@ -17,7 +17,7 @@ import qac.commands.inputs as cli_inputs
 from qac.checkpoint import model_spec, save_checkpoint
 from qac.cli import main
 from qac.models import build
-from qac.workflow import Model, deep_merge, load_yaml, resolve_config, train_options
+from qac.workflow import PRESET_DIR, Model, deep_merge, load_yaml, resolve_config, train_options
 
 REPO = Path(__file__).resolve().parents[1]
 SNAKEMAKE = shutil.which("snakemake", path=str(Path(sys.executable).parent)) or "snakemake"
@@ -119,7 +119,7 @@ def test_class_count_mismatch_of_a_folder(ckpt, tmp_path, capsys, no_data):
 )
 def test_empty_or_cleared_grid_is_one_line(user, needle):
     with pytest.raises(ValueError, match="bad configuration") as info:
-        resolve_config({"scale": "smoke", **user})
+        resolve_config({"scale": "smoke", **user}, PRESET_DIR)
     assert needle in str(info.value) and "\n" not in str(info.value)
 
 
@@ -133,7 +133,7 @@ def test_yaml_floats_in_any_notation(text, value):
     assert load_yaml(f"x: {text}") == {"x": value}
     assert load_yaml(f"x: '{text}'") == {"x": text}  # quoted: still a string
     assert cli_inputs.parse_set([f"lr={text}"]) == {"lr": value}
-    cfg = resolve_config({"scale": "smoke", "train": {"weight_decay": text}})
+    cfg = resolve_config({"scale": "smoke", "train": {"weight_decay": text}}, PRESET_DIR)
     assert cfg["train"]["weight_decay"] == value
 
 
@@ -172,10 +172,10 @@ def test_null_clears_a_preset_mapping():
         "datasets": {"cifar10": "folder:/data/x"},
         "data_options": {"cifar10": "null"},  # as Snakemake passes --config values on
     }
-    cfg = resolve_config({"scale": "smoke", **user})
+    cfg = resolve_config({"scale": "smoke", **user}, PRESET_DIR)
     assert "cifar10" not in cfg["data_options"]
     assert train_options(cfg, Model("cifar10", "resnet20", "qac-c4"))["data_options"] == {}
-    cpu = resolve_config({"scale": "cpu"})  # the preset's nulls still mean "not available"
+    cpu = resolve_config({"scale": "cpu"}, PRESET_DIR)  # the preset's nulls: "not available"
     assert cpu["datasets"].get("cifar100") is None and "cifar10" in cpu["datasets"]
 
 

@@ -33,7 +33,7 @@ import pandas as pd
 import pytest
 import torch
 
-from qac.workflow import resolve_config
+from qac.workflow import PRESET_DIR, resolve_config
 
 REPO = Path(__file__).resolve().parents[1]
 SNAKEMAKE = shutil.which("snakemake", path=str(Path(sys.executable).parent)) or "snakemake"
@@ -289,7 +289,7 @@ def test_rule_resources_become_sbatch_options(scale):
         if REQUIRED:
             pytest.fail("QAC_SLURM_TEST=1 but snakemake-executor-plugin-slurm is not installed")
         pytest.skip("snakemake-executor-plugin-slurm is not installed (pip install it into .venv)")
-    res = resolve_config({"scale": scale})["resources"]
+    res = resolve_config({"scale": scale}, PRESET_DIR)["resources"]
     # what rules train/calibrate/evaluate declare (workflow/rules/*.smk)
     for runtime in (res["train_runtime"], res["eval_runtime"]):
         call = _submit_options(
@@ -308,7 +308,7 @@ def test_rule_resources_become_sbatch_options(scale):
 def test_gpu_count_and_model_reach_sbatch():
     if not HAS_PLUGIN:
         pytest.skip("snakemake-executor-plugin-slurm is not installed")
-    res = resolve_config({"scale": "paper"})["resources"]
+    res = resolve_config({"scale": "paper"}, PRESET_DIR)["resources"]
     assert res["gpus"] == 1  # the paper preset is the GPU one
     call = _submit_options(8, {"mem_mb": 32000, "runtime": 2880, "gpu": 2, "gpu_model": "a100"})
     assert "--gpus=a100:2" in call
@@ -340,7 +340,7 @@ def test_profile_takes_resources_from_the_preset_and_knobs_from_the_environment(
             resources[rule] = dict(
                 kv.split("=", 1) for kv in line.split(":", 1)[1].replace(" ", "").split(",")
             )
-    res = resolve_config({"scale": "paper"})["resources"]
+    res = resolve_config({"scale": "paper"}, PRESET_DIR)["resources"]
     for rule, runtime in [
         ("train", res["train_runtime"]),
         ("calibrate", res["eval_runtime"]),
@@ -404,7 +404,7 @@ def test_slurm_run_equals_local_run(cluster, tmp_path):
     assert all(completed.get(j["id"]) == "COMPLETED" for j in jobs), (jobs, completed)
 
     # with the smoke preset's resources: 1 CPU, 2000 MB, 10 minutes, no GPU
-    res = resolve_config({"scale": "smoke"})["resources"]
+    res = resolve_config({"scale": "smoke"}, PRESET_DIR)["resources"]
     train = next(j for j in jobs if _rule(j) == "train")
     info = _scontrol_job(train["id"])
     assert f"NumCPUs={res['threads']} " in info, info
