@@ -327,18 +327,22 @@ class SNNSetting:
     def of_run(cls, run: Mapping[str, Any]) -> SNNSetting:
         """The setting an evaluation's SNN run was made with: its ``setting_fields``, else its
         ``setting`` string, else (oldest files) its ``policy``/``temporal_scale`` fields; ``cal``
-        and ``f64`` also when the run says it was calibrated or ran in float64 (a float64
-        model is evaluated in float64 whatever its setting says)."""
+        also when the run says it was calibrated. ``f64`` is the setting's own flag (the
+        float64 exactness check); only the oldest files, which carry no setting, take it from
+        the run's dtype. A model trained in float64 (the smoke scale) runs every setting in
+        float64, and its plain settings stay plain."""
+        legacy = False
         if isinstance(run.get("setting_fields"), Mapping):
             setting = cls.from_json(run["setting_fields"])
         elif isinstance(run.get("setting"), str) and run["setting"].strip():
             setting = cls.parse(run["setting"])
         elif run.get("policy"):
             setting = cls(str(run["policy"]), k=int(run.get("temporal_scale") or 1))
+            legacy = True
         else:
             raise ValueError(f"SNN run without setting or policy: {sorted(run)}")
         cal = setting.cal or bool(run.get("calibrated"))
-        f64 = setting.f64 or run.get("dtype") == "float64"
+        f64 = setting.f64 or (legacy and run.get("dtype") == "float64")
         if (cal, f64) == (setting.cal, setting.f64):
             return setting
         return cls(setting.policy, setting.k, setting.v0, setting.timesteps, cal, f64)

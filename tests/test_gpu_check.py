@@ -30,7 +30,7 @@ def test_dry_run_builds_every_part_and_runs_the_cpu_forms(tmp_path, capsys):
 
 
 def test_cuda_tests_are_found():
-    assert "tests/test_data.py::test_loader_on_cuda_matches_cpu" in gpu_check.cuda_test_ids()
+    assert "tests/test_data_loader.py::test_loader_on_cuda_matches_cpu" in gpu_check.cuda_test_ids()
 
 
 def test_a_failing_part_fails_the_check(tmp_path, monkeypatch):

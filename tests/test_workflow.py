@@ -22,9 +22,10 @@ GOLDEN = REPO / "tests" / "golden" / "smoke_tidy.csv"
 # Tolerances of the golden comparison. The smoke scale trains, calibrates and evaluates in float64
 # with MKL's CPU-independent code path (MKL_CBWR=COMPATIBLE, set by the Snakefile), so a rerun on
 # another x86 CPU can differ from the snapshot only through double-precision rounding in
-# PyTorch's own vectorised kernels (AVX2 and AVX-512 reduce in different lane orders): ~1e-12
-# relative after training, measured 0 under ATEN_CPU_CAPABILITY=avx2 + ONEDNN_MAX_CPU_ISA=AVX2 +
-# MKL_ENABLE_INSTRUCTIONS=AVX2 against the default AVX-512 path (docs/reliability.md). Such a
+# PyTorch's own vectorised kernels (AVX2 and AVX-512 reduce in different lane orders), at most a
+# few ulp in unreported quantities: every tidy value was bitwise equal under ATEN_CPU_CAPABILITY=
+# avx2 + ONEDNN_MAX_CPU_ISA=AVX2 + MKL_ENABLE_INSTRUCTIONS=AVX2 against the default AVX-512 path
+# (docs/reliability.md, "Cross-ISA check"). Such a
 # difference flips a prediction only if two logits tie to ~1e-12, so an accuracy may move by at
 # most one image (1 pp = one image of the smallest smoke test set, 100 images) and at most
 # GOLDEN_MAX_MOVED accuracies may move at all; every other value (T, bits, firing rates,

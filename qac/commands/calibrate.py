@@ -16,6 +16,7 @@ from qac.commands.inputs import (
     require_snn,
 )
 from qac.data import AugmentConfig, BatchLoader
+from qac.evaluate import model_dtype
 
 
 def add_parser(sub) -> None:
@@ -115,8 +116,8 @@ def run(args) -> int:
         return torch.cat([x for x, _ in loader])
 
     images = calibration_images(args.source, args.samples, load_split)
-    if args.float64:
-        model, images = model.to(torch.float64), images.to(torch.float64)
+    dtype = torch.float64 if args.float64 else model_dtype(model)  # a float64 model stays so
+    model, images = model.to(dtype), images.to(dtype)
     cfg = CalibrationConfig(
         epochs=args.epochs,
         lr=args.lr,

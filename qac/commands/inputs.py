@@ -125,8 +125,6 @@ def load_checkpoint_model(args):
     """(device, model in eval mode, checkpoint payload) for the evaluate/calibrate commands."""
     device = resolve_device(args.device)
     model, payload = load_checkpoint(args.checkpoint, args.arch, device)
-    if next(model.parameters()).dtype == torch.float64:  # trained in double: stay in double
-        args.float64 = True
     return device, model.to(device).eval(), payload
 
 
