@@ -1,8 +1,5 @@
-"""Turn ``qac evaluate`` JSON files into tidy rows in the reference schema.
-
-See the package docstring of :mod:`qac.report` for the full mapping from evaluation
-settings to tables.
-"""
+"""Turn ``qac evaluate`` JSON files into tidy rows in the reference schema (the mapping from
+evaluation settings to tables: the package docstring of :mod:`qac.report`)."""
 
 from __future__ import annotations
 

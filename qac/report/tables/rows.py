@@ -207,19 +207,25 @@ def _supplement(
         add_samples(row, {col: sample}, skipped)
 
 
+def _qac_columns(
+    mine: Lookup, rl: Lookup, table: str, ds: str, ar: str, key: str, values
+) -> tuple[dict, dict]:
+    """Ours and the paper's QAC ``snn_acc`` per value of ``key``, and our per-image samples."""
+    cols = {
+        v: (
+            mine.get(table, ds, ar, "QAC", "snn_acc", **{key: v}),
+            rl.get(table, ds, ar, "QAC", "snn_acc", **{key: v}),
+        )
+        for v in values
+    }
+    samples = {v: mine.sample(table, ds, ar, "QAC", **_SNN, **{key: v}) for v in cols}
+    return cols, samples
+
+
 def table3(mine: Lookup, rl: Lookup, skipped, cells) -> list[Row]:
     rows = []
     for ds, ar in cells:
-        cols = {
-            cal: (
-                mine.get("table3", ds, ar, "QAC", "snn_acc", calibration=cal),
-                rl.get("table3", ds, ar, "QAC", "snn_acc", calibration=cal),
-            )
-            for cal in _TABLE3_CAL
-        }
-        samples = {
-            cal: mine.sample("table3", ds, ar, "QAC", **_SNN, calibration=cal) for cal in cols
-        }
+        cols, samples = _qac_columns(mine, rl, "table3", ds, ar, "calibration", _TABLE3_CAL)
         row = _wide_row("table3", ds, ar, cols, skipped, samples)
         row["gain"] = delta(row["base+cal"], row["base"])
         row["gain_paper"] = delta(row["base+cal_paper"], row["base_paper"])
@@ -235,14 +241,7 @@ def table3(mine: Lookup, rl: Lookup, skipped, cells) -> list[Row]:
 def table4(mine: Lookup, rl: Lookup, skipped, cells) -> list[Row]:
     rows = []
     for ds, ar in cells:
-        cols = {
-            a: (
-                mine.get("table4", ds, ar, "QAC", "snn_acc", alignment=a),
-                rl.get("table4", ds, ar, "QAC", "snn_acc", alignment=a),
-            )
-            for a in ALIGNMENT_POLICIES
-        }
-        samples = {a: mine.sample("table4", ds, ar, "QAC", **_SNN, alignment=a) for a in cols}
+        cols, samples = _qac_columns(mine, rl, "table4", ds, ar, "alignment", ALIGNMENT_POLICIES)
         rows.append(_wide_row("table4", ds, ar, cols, skipped, samples))
     return rows
 
