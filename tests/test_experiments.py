@@ -119,7 +119,9 @@ def test_setting_of_run_uses_fields_then_string_then_old_fields() -> None:
     old = SNNSetting.of_run({"policy": "repl+aver", "temporal_scale": 3, "calibrated": True})
     assert old == SNNSetting("repl+aver", k=3, cal=True)
     # a float64 model is evaluated in float64 whatever its setting says
-    assert SNNSetting.of_run({"setting": "aver+aver", "dtype": "float64"}).f64
+    # a float64 model runs every setting in float64: its plain settings stay plain
+    assert not SNNSetting.of_run({"setting": "aver+aver", "dtype": "float64"}).f64
+    assert SNNSetting.of_run({"policy": "aver+aver", "dtype": "float64"}).f64  # legacy file
     with pytest.raises(ValueError, match="without setting"):
         SNNSetting.of_run({"snn_acc": 1.0})
 

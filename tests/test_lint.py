@@ -20,7 +20,7 @@ REPO = Path(__file__).resolve().parents[1]
 SNAKEFILE = REPO / "workflow" / "Snakefile"
 SNAKEMAKE = shutil.which("snakemake", path=str(Path(sys.executable).parent)) or "snakemake"
 #: The targets a user runs by name (README, "The workflow"); everything else is internal.
-TARGETS = {"all", "models", "summary", *ARTIFACTS}
+TARGETS = {"all", "models", "summary", "training", *ARTIFACTS}
 
 pytestmark = pytest.mark.skipif(
     shutil.which(SNAKEMAKE) is None and not Path(SNAKEMAKE).exists(),

@@ -634,7 +634,7 @@ def test_cli_end_to_end(tmp_path: Path, capsys) -> None:
         _check_png(tmp_path / "f" / "fig1.png")
     assert cli_main(["captions", "--out-dir", str(tmp_path / "cap"), "--scale", "cpu"]) == 0
     rst = sorted(p.name for p in (tmp_path / "cap").glob("*.rst"))
-    assert len(rst) == 12 and "figs5_10.rst" in rst and "table8.rst" in rst
+    assert len(rst) == 13 and "figs5_10.rst" in rst and "fig_table8.rst" in rst
     assert "``cpu``" in (tmp_path / "cap" / "table1.rst").read_text()
     capsys.readouterr()
 

@@ -190,6 +190,8 @@ def test_smoke_dag_produces_every_artifact(smoke_run):
                     assert im.size[0] > 300 and im.size[1] > 200
                     assert len(set(im.convert("L").getdata())) > 10  # not a blank canvas
                 assert (fig / f"{stem}.pdf").read_bytes()[:4] == b"%PDF"
+    with Image.open(fig / "training.png") as im:  # the training-curves target
+        assert im.size[0] > 300 and im.size[1] > 200
     for name in ["comparison.csv", "comparison.md", "claims.md", "audit.md"]:
         assert (res / name).stat().st_size > 100, name
     claims = (res / "claims.md").read_text()

@@ -273,6 +273,9 @@ def caption(name: str, reference: pd.DataFrame | None = None) -> str:
         "table5": lambda: _table5(ref),
         "table6": lambda: _table6(ref),
         "table8": lambda: _table8(ref),
+        "fig_table8": lambda: "Table 8 drawn as accuracy against T (log2 axis), QCFS solid and "
+        "QCFS+aver dashed, one column per L; ours (with 95 % bands) and the paper's in separate "
+        "rows, each on its own axis. " + _table8(ref),
         "fig1": lambda: _fig1(ref),
         "fig2": _fig2,
         "fig11": _fig2,

@@ -11,6 +11,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from qac.experiments import ARTIFACTS
 from qac.report._common import DATASETS, ReportInputError, skipped_rows
 
 __all__ = ["add_commands", "run", "build_parser", "main"]
@@ -111,13 +112,7 @@ def cmd_figure(args) -> int:
 
 
 #: Names ``captions`` writes by default: the workflow's artifacts.
-ARTIFACT_NAMES: tuple[str, ...] = (
-    *(f"table{i}" for i in range(1, 9)),
-    "fig1",
-    "fig2",
-    "fig3",
-    "figs5_10",
-)
+ARTIFACT_NAMES: tuple[str, ...] = ARTIFACTS
 
 
 def caption_rst(text: str, scale: str | None = None) -> str:
@@ -140,6 +135,14 @@ def cmd_captions(args) -> int:
         text = caption(name, ref) if ref is not None else caption(name)
         out.append(atomic_write_text(f"{args.out_dir}/{name}.rst", caption_rst(text, args.scale)))
     print(f"{len(out)} captions -> {args.out_dir}")
+    return 0
+
+
+def cmd_training(args) -> int:
+    from qac.report.figures import training_figure
+
+    for path in training_figure(args.logs, args.out_dir, stem=args.stem):
+        print(path)
     return 0
 
 
@@ -204,12 +207,18 @@ def add_commands(p: argparse.ArgumentParser) -> None:
 
     text = "one paper figure as PNG (300 dpi) + PDF"
     c = _artifact_parser(
-        sub, "figure", text, cmd_figure, "fig1, fig2, fig3, figs5_10, fig5 ... fig10"
+        sub, "figure", text, cmd_figure, "fig1, fig2, fig3, figs5_10, fig5 ... fig10, fig_table8"
     )
     c.add_argument("--tidy", help="tidy CSV written by 'collect' (fig2, fig3)")
     c.add_argument("--layers", help="layer CSV written by 'layers' (fig1, figs5_10)")
     c.add_argument("--out-dir", required=True, help="output folder")
     _filter_args(c)
+
+    c = sub.add_parser("training", help="training curves (test acc, loss, mean T per epoch)")
+    c.add_argument("--out-dir", required=True, help="output folder")
+    c.add_argument("--stem", default="training", help="file name stem (default: training)")
+    c.add_argument("logs", nargs="+", metavar="LOG.jsonl", help="logs under DATASET/ARCH/ACT/")
+    c.set_defaults(report_func=cmd_training)
 
     c = sub.add_parser("captions", help="write <out-dir>/<name>.rst for every artifact")
     c.add_argument("--out-dir", required=True, help="output folder")

@@ -119,6 +119,8 @@ def artifact_label(stem):
     """How the report names an artifact file: table4 -> Table 4, fig5 -> Fig. 5."""
     if stem.startswith("table"):
         return f"Table {stem[len('table'):]}"
+    if stem.startswith("fig_table"):
+        return f"Table {stem[len('fig_table'):]} (figure)"
     return f"Fig. {stem[len('fig'):]}"
 
 

@@ -181,3 +181,27 @@ rule summary:
     shell:
         "{params.python} -m qac.cli paper summary --scale {params.scale} --tidy {input.tidy} "
         "--out-dir {params.out} --note {params.note} > {log} 2>&1"
+
+
+rule training_curves:
+    input:
+        [checkpoint_path(m) for m in all_models(CFG)],
+    output:
+        report(
+            f"{FIG_PATTERN}/training.png",
+            caption="../report/training.rst",
+            category="Figures",
+            labels={"figure": "Training curves", "file": "training.png"},
+        ),
+        f"{FIG_PATTERN}/training.pdf",
+    params:
+        python=python(),
+        out=output_dir,
+        logs=lambda w, input: " ".join(str(Path(m).with_name("log.jsonl")) for m in input),
+    log:
+        f"{RUNS_PATTERN}/logs/figures/training.log",
+    conda:
+        ENV
+    shell:
+        "{params.python} -m qac.cli report training --out-dir {params.out} {params.logs} "
+        "> {log} 2>&1"

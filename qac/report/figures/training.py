@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+from matplotlib.ticker import MaxNLocator
 
 from qac.experiments import Activation, Model
 from qac.report._common import ReportInputError, cell_label
@@ -132,6 +133,7 @@ def training_figure(
                         )
             axes[i, 0].set_ylabel(cell_label(ds, ar))
             for ax, (col, label) in zip(axes[i], _PANELS, strict=True):
+                ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole
                 if i == 0:
                     ax.set_title(label)
                 if col == "mean_T" and (sub[col] > 0).any():
