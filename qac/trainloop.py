@@ -64,16 +64,11 @@ def param_groups(model: nn.Module, cfg: TrainConfig) -> list[dict[str, Any]]:
 
 
 def evaluate_accuracy(
-    model: nn.Module,
-    loader: BatchLoader,
-    device: torch.device,
-    *,
-    bf16: bool = False,
-    desc: str = "eval",
-    progress: bool = False,
+    model: nn.Module, loader: BatchLoader, device: torch.device, **options: Any
 ) -> float:
-    """Top-1 accuracy (%) of ``model`` (an ANN or a :class:`~qac.convert.SpikingNetwork`)."""
-    correct, total = count_correct(model, loader, device, bf16=bf16, desc=desc, progress=progress)
+    """Top-1 accuracy (%) of ``model`` (an ANN or a :class:`~qac.convert.SpikingNetwork`);
+    ``options`` as :func:`count_correct` (``bf16``, ``desc``, ``progress``)."""
+    correct, total = count_correct(model, loader, device, **options)
     return 100.0 * correct / max(total, 1)
 
 

@@ -16,31 +16,18 @@ from typing import Any
 
 import pandas as pd
 
-from qac.paper.verdicts import (
-    ClaimResult,
-    Evidence,
-    acc_by,
-    accuracy_of,
-    as_ok,
-    clean,
-    conclude,
-    describe,
-    fmt,
-    group_cols,
-    groups,
-    label,
-    mean_by,
-    not_holding,
-    overall,
-    pair_test,
-    prep,
-    tally,
-)
+from qac.paper import verdicts as v
+from qac.paper.verdicts import ClaimResult, Evidence
 
 __all__ = ["check_c5_qcfs_aver", "check_c6_calibration", "check_c7_qac_vs_qcfs"]
 
 
 # ----------------------------------------------------------------------------- C5
+
+
+def _of_kind(evidence: list, kind: str) -> list:
+    """The evidence items of one comparison kind (``small-T`` or ``T=1``)."""
+    return [e for e in evidence if e["kind"] == kind]
 
 
 def check_c5_qcfs_aver(
@@ -71,17 +58,17 @@ def check_c5_qcfs_aver(
     (``sec7.6-consistently-outperforms``).
     """
     title = "QCFS+aver beats QCFS at small T (2-4) and equals it at T=1"
-    df = prep(results)
+    df = v.prep(results)
     df = df[(df["quantity"] == "snn_acc") & df["method"].isin([base, aver]) & df["T"].notna()]
     evidence: Evidence = []
-    for key, sub in groups(df, group_cols(df, {"method"})):
-        accs = acc_by(sub, "method")
+    for key, sub in v.groups(df, v.group_cols(df, {"method"})):
+        accs = v.acc_by(sub, "method")
         if base not in accs or aver not in accs:
             continue
         T = int(key["T"])
-        test = pair_test(aver, base, accs[aver], accs[base], "greater", min_gain)
+        test = v.pair_test(aver, base, accs[aver], accs[base], "greater", min_gain)
         item = {
-            "group": label({k: v for k, v in key.items() if k != "T"}),
+            "group": v.label({k: v for k, v in key.items() if k != "T"}),
             "T": T,
             base: accs[base].value,
             aver: accs[aver].value,
@@ -98,7 +85,7 @@ def check_c5_qcfs_aver(
             item.update(kind="larger-T", counts=False, ok=test["diff"] > 1e-9, tie=tie)
             item["info_verdict"] = test["verdict"]
         if item["counts"]:
-            item["ok"] = as_ok(item["verdict"])
+            item["ok"] = v.as_ok(item["verdict"])
         evidence.append(item)
     counted = [e for e in evidence if e["counts"]]
     n_small = sum(e["kind"] == "small-T" for e in evidence)
@@ -107,8 +94,8 @@ def check_c5_qcfs_aver(
 
     def pair(e: Mapping[str, Any]) -> str:
         return (
-            f"{e['group']} T={e['T']}: {fmt(e[base])} vs {fmt(e[aver])} "
-            f"({describe(e['tests'][0])}, {e['verdict']})"
+            f"{e['group']} T={e['T']}: {v.fmt(e[base])} vs {v.fmt(e[aver])} "
+            f"({v.describe(e['tests'][0])}, {e['verdict']})"
         )
 
     def larger_t(ev: Evidence) -> str:
@@ -131,17 +118,17 @@ def check_c5_qcfs_aver(
             )
         return text
 
-    return conclude(
+    return v.conclude(
         "C5",
         title,
         evidence,
-        status="not-run" if missing else overall(counted),
+        status="not-run" if missing else v.overall(counted),
         not_run=f"no {base}/{aver} pairs at {'small-T' if n_small == 0 else 'T=1'}",
         summary=(
-            f"small T (gain > {min_gain}): {tally([e for e in counted if e['kind'] == 'small-T'])}"
-            f"; T=1 (equal within {t1_tol}): {tally([e for e in counted if e['kind'] == 'T=1'])}"
+            f"small T (gain > {min_gain}): {v.tally(_of_kind(counted, 'small-T'))}"
+            f"; T=1 (equal within {t1_tol}): {v.tally(_of_kind(counted, 'T=1'))}"
         ),
-        extra=lambda ev: not_holding(ev, pair) + larger_t(ev),
+        extra=lambda ev: v.not_holding(ev, pair) + larger_t(ev),
     )
 
 
@@ -160,43 +147,43 @@ def check_c6_calibration(results: pd.DataFrame, *, tol: float = 0.0) -> ClaimRes
     holds when ``base+cal >= base - tol``).  Not-run when no pair exists.
     """
     title = "Calibration (base+cal) does not lower accuracy vs base"
-    df = prep(results)
+    df = v.prep(results)
     df = df[
         (df["quantity"] == "snn_acc")
         & df["calibration"].isin(["base", "base+cal"])
         & df["alignment"].isna()
     ]
     evidence: Evidence = []
-    for key, sub in groups(df, group_cols(df, {"calibration"})):
-        accs = acc_by(sub, "calibration")
+    for key, sub in v.groups(df, v.group_cols(df, {"calibration"})):
+        accs = v.acc_by(sub, "calibration")
         if "base" not in accs or "base+cal" not in accs:
             continue
-        test = pair_test("base+cal", "base", accs["base+cal"], accs["base"], "not_lower", tol)
+        test = v.pair_test("base+cal", "base", accs["base+cal"], accs["base"], "not_lower", tol)
         evidence.append(
             {
-                "group": label(key),
+                "group": v.label(key),
                 "base": accs["base"].value,
                 "base+cal": accs["base+cal"].value,
                 "diff": test["diff"],
                 "tests": [test],
                 "verdict": test["verdict"],
-                "ok": as_ok(test["verdict"]),
+                "ok": v.as_ok(test["verdict"]),
             }
         )
-    return conclude(
+    return v.conclude(
         "C6",
         title,
         evidence,
         not_run="no base / base+cal pair",
         rule=f"base+cal >= base - {tol}",
-        extra=lambda ev: not_holding(ev, _c6_pair, "lower after calibration"),
+        extra=lambda ev: v.not_holding(ev, _c6_pair, "lower after calibration"),
     )
 
 
 def _c6_pair(e: Mapping[str, Any]) -> str:
     return (
-        f"{e['group']} {fmt(e['base'])} -> {fmt(e['base+cal'])} "
-        f"({describe(e['tests'][0])}, {e['verdict']})"
+        f"{e['group']} {v.fmt(e['base'])} -> {v.fmt(e['base+cal'])} "
+        f"({v.describe(e['tests'][0])}, {e['verdict']})"
     )
 
 
@@ -225,18 +212,18 @@ def check_c7_qac_vs_qcfs(
     Identical QAC results reported in several tables are evaluated once.
     """
     title = "QAC beats QCFS at a comparable average timestep count"
-    df = prep(results)
+    df = v.prep(results)
     qac_rows = df[(df["method"] == qac) & df["quantity"].isin(["avg_timesteps", "snn_acc"])]
     qcfs_rows = df[(df["method"] == qcfs) & (df["quantity"] == "snn_acc") & df["T"].notna()]
     match_cols = ["dataset", "architecture"] + (["scale"] if "scale" in df.columns else [])
     seen: set[tuple[Any, ...]] = set()
     evidence: Evidence = []
-    for key, sub in groups(qac_rows, group_cols(qac_rows, {"T", "k", "method"})):
-        q = mean_by(sub, "quantity")
+    for key, sub in v.groups(qac_rows, v.group_cols(qac_rows, {"T", "k", "method"})):
+        q = v.mean_by(sub, "quantity")
         if "avg_timesteps" not in q or "snn_acc" not in q:
             continue
         avg_t = q["avg_timesteps"]
-        acc = accuracy_of(sub[sub["quantity"] == "snn_acc"])
+        acc = v.accuracy_of(sub[sub["quantity"] == "snn_acc"])
         ident = tuple(key.get(c) for c in match_cols) + (round(avg_t, 6), round(acc.value, 6))
         if ident in seen:
             continue
@@ -247,7 +234,7 @@ def check_c7_qac_vs_qcfs(
         cand = cand[cand["T"].astype(float) >= avg_t - 1e-9]
         if max_t_ratio is not None:
             cand = cand[cand["T"].astype(float) <= max_t_ratio * avg_t + 1e-9]
-        item = {"group": label(key), "qac_avg_T": avg_t, "qac_acc": acc.value}
+        item = {"group": v.label(key), "qac_avg_T": avg_t, "qac_acc": acc.value}
         if cand.empty or not math.isfinite(avg_t):
             item.update(ok=None, reason="no comparable QCFS setting")
             evidence.append(item)
@@ -255,31 +242,31 @@ def check_c7_qac_vs_qcfs(
         t_min = int(cand["T"].min())
         at = cand[cand["T"] == t_min]
         best = at.loc[[at["value"].idxmax()]]
-        test = pair_test(qac, f"{qcfs} T={t_min}", acc, accuracy_of(best), "greater", margin)
+        test = v.pair_test(qac, f"{qcfs} T={t_min}", acc, v.accuracy_of(best), "greater", margin)
         item.update(
             qcfs_T=t_min,
             qcfs_acc=float(best["value"].iloc[0]),
-            qcfs_table=clean(best["table"].iloc[0]),
-            qcfs_L=clean(best["L"].iloc[0]),
+            qcfs_table=v.clean(best["table"].iloc[0]),
+            qcfs_L=v.clean(best["L"].iloc[0]),
             diff=test["diff"],
             tests=[test],
             verdict=test["verdict"],
-            ok=as_ok(test["verdict"]),
+            ok=v.as_ok(test["verdict"]),
         )
         evidence.append(item)
-    return conclude(
+    return v.conclude(
         "C7",
         title,
         evidence,
         not_run="no QAC (avg_timesteps + snn_acc) result with a comparable QCFS setting",
         rule="QAC vs QCFS at the smallest T >= avg T",
-        extra=lambda ev: not_holding(ev, _c7_pair),
+        extra=lambda ev: v.not_holding(ev, _c7_pair),
     )
 
 
 def _c7_pair(e: Mapping[str, Any]) -> str:
     return (
-        f"{e['group']}: QAC {fmt(e['qac_acc'])} @ {fmt(e['qac_avg_T'])} vs QCFS "
-        f"{fmt(e['qcfs_acc'])} @ T={e['qcfs_T']} ({e['qcfs_table']}): "
-        f"{describe(e['tests'][0])}, {e['verdict']}"
+        f"{e['group']}: QAC {v.fmt(e['qac_acc'])} @ {v.fmt(e['qac_avg_T'])} vs QCFS "
+        f"{v.fmt(e['qcfs_acc'])} @ T={e['qcfs_T']} ({e['qcfs_table']}): "
+        f"{v.describe(e['tests'][0])}, {e['verdict']}"
     )

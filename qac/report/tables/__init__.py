@@ -44,19 +44,9 @@ LaTeX, files).
 
 from __future__ import annotations
 
+from qac.report.tables import columns as _columns
 from qac.report.tables.build import expected_rows, make_table
-from qac.report.tables.columns import (
-    DECIMALS,
-    EXPECTED_COLUMNS,
-    EXTRA_TABLE_NAMES,
-    SIG_COLUMNS,
-    SIG_DIGITS,
-    TABLE5_K,
-    TABLE8_L,
-    TABLE8_T,
-    TABLE_DATASETS,
-    TABLE_NAMES,
-)
+from qac.report.tables.columns import *  # noqa: F403  (the column conventions, see __all__)
 from qac.report.tables.lookup import cell_sort_key
 from qac.report.tables.render import table_latex, table_markdown, write_table
 
@@ -64,16 +54,7 @@ from qac.report.tables.render import table_latex, table_markdown, write_table
 _cell_sort_key = cell_sort_key
 
 __all__ = [
-    "TABLE_NAMES",
-    "EXTRA_TABLE_NAMES",
-    "EXPECTED_COLUMNS",
-    "TABLE_DATASETS",
-    "TABLE5_K",
-    "TABLE8_T",
-    "TABLE8_L",
-    "DECIMALS",
-    "SIG_DIGITS",
-    "SIG_COLUMNS",
+    *_columns.__all__,
     "make_table",
     "expected_rows",
     "write_table",
