@@ -10,26 +10,15 @@ import torch
 from qac.calibrate import CalibrationConfig, calibrate, calibration_images
 from qac.cli import main
 from qac.report.collect import _calibration_note
-from qac.train import TrainConfig, train
-
-SYNTH = {"train_size": 256, "test_size": 128}
+from qac.train import train
+from tests.train_helpers import tiny_config
 
 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory):
     out = tmp_path_factory.mktemp("calib")
-    cfg = TrainConfig.from_dict(
-        {
-            "arch": "resnet20",
-            "width": 0.25,
-            "dataset": "synthetic-cifar10",
-            "data_options": SYNTH,
-            "epochs": 1,
-            "batch_size": 64,
-            "lr": 0.05,
-            "activation": {"name": "qac", "case": 4, "alpha": 4.0, "timesteps": 3},
-            "progress": False,
-        }
+    cfg = tiny_config(
+        epochs=1, activation={"name": "qac", "case": 4, "alpha": 4.0, "timesteps": 3}
     )
     train(cfg, out)
     return out / "model.pt"

@@ -15,24 +15,7 @@ from qac.cli import main
 from qac.data import BatchLoader, load_dataset
 from qac.evaluate import evaluate_ann, evaluate_snn, qcfs_sweep
 from qac.train import ConfigError, TrainConfig, train
-
-SYNTH = {"train_size": 256, "test_size": 128}
-
-
-def tiny_config(**overrides):
-    values = {
-        "arch": "resnet20",
-        "width": 0.25,
-        "dataset": "synthetic-cifar10",
-        "data_options": SYNTH,
-        "epochs": 2,
-        "batch_size": 64,
-        "lr": 0.05,
-        "activation": {"name": "qac", "case": 4, "alpha": 4.0, "timesteps": 4},
-        "progress": False,
-    }
-    values.update(overrides)
-    return TrainConfig.from_dict(values)
+from tests.train_helpers import SYNTH, tiny_config
 
 
 def test_unknown_option_is_named():

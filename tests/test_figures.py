@@ -18,9 +18,8 @@ import pandas as pd
 import pytest
 
 from qac.experiments import CASES
-from qac.paper.reference import load_reference
 from qac.report._common import ReportInputError
-from qac.report.collect import LAYER_COLUMNS, TIDY_COLUMNS, collect, layer_profiles
+from qac.report.collect import LAYER_COLUMNS, TIDY_COLUMNS
 
 pytestmark = pytest.mark.skipif(
     not all(importlib.util.find_spec(m) for m in ("matplotlib", "seaborn", "PIL")),
@@ -35,21 +34,6 @@ SKIPPED = [
 ]
 ALL = ("fig1", "fig2", "fig3", "figs5_10", "fig_table8")
 DPI = 60
-
-
-@pytest.fixture(scope="module")
-def tidy() -> pd.DataFrame:
-    return collect(EVAL_FILES, "cpu")
-
-
-@pytest.fixture(scope="module")
-def layers() -> pd.DataFrame:
-    return layer_profiles(EVAL_FILES, scale="cpu")
-
-
-@pytest.fixture(scope="module")
-def reference() -> pd.DataFrame:
-    return load_reference()
 
 
 def _png(path: Path) -> tuple[tuple[int, int], str]:

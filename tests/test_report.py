@@ -28,7 +28,7 @@ import pytest
 
 from qac.paper.claims import check_all
 from qac.paper.compare import compare
-from qac.paper.reference import KEY_COLUMNS, load_reference
+from qac.paper.reference import KEY_COLUMNS
 from qac.paper.verdicts import claims_markdown
 from qac.report._common import ReportInputError, skipped_rows
 from qac.report.captions import caption
@@ -37,7 +37,6 @@ from qac.report.collect import (
     LAYER_COLUMNS,
     TIDY_COLUMNS,
     collect,
-    layer_profiles,
     read_layers,
     read_tidy,
     reference_rows,
@@ -70,21 +69,6 @@ SKIPPED = [
     ("table8", "cifar10", "resnet18", "no QCFS ResNet-18 at this scale"),
 ]
 NOTE = "CPU scale: CIFAR-10 JPEG copy, expect 2-3 % lower"
-
-
-@pytest.fixture(scope="module")
-def tidy() -> pd.DataFrame:
-    return collect(EVAL_FILES, "cpu")
-
-
-@pytest.fixture(scope="module")
-def layers() -> pd.DataFrame:
-    return layer_profiles(EVAL_FILES, scale="cpu")
-
-
-@pytest.fixture(scope="module")
-def reference() -> pd.DataFrame:
-    return load_reference()
 
 
 def _sel(df: pd.DataFrame, **kw) -> pd.DataFrame:

@@ -1,0 +1,26 @@
+"""A tiny, fast training configuration shared by the engine and calibration tests."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from qac.train import TrainConfig
+
+SYNTH = {"train_size": 256, "test_size": 128}
+
+
+def tiny_config(**overrides: Any) -> TrainConfig:
+    """QAC case-4 ResNet-20 (width 0.25) on 256 synthetic CIFAR-10 images, 2 epochs."""
+    values = {
+        "arch": "resnet20",
+        "width": 0.25,
+        "dataset": "synthetic-cifar10",
+        "data_options": SYNTH,
+        "epochs": 2,
+        "batch_size": 64,
+        "lr": 0.05,
+        "activation": {"name": "qac", "case": 4, "alpha": 4.0, "timesteps": 4},
+        "progress": False,
+    }
+    values.update(overrides)
+    return TrainConfig.from_dict(values)
