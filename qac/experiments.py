@@ -9,7 +9,8 @@ artifact reads it from here: the command line (``qac evaluate --snn``), the work
 them against this module.
 
 * vocabulary: :data:`DATASETS`, :data:`ARCHITECTURES`, :data:`CASES`, activation ids
-  (:class:`Activation`: ``qac-c<case>``, ``qcfs-L<levels>``), alignment policies
+  (:class:`Activation`: ``qac-c<case>``, ``qcfs-L<levels>``; ``relu``, :data:`FLOAT_ACT`, the
+  float pretraining model of the workflow's ``pretrain``, in no artifact), alignment policies
   (:data:`POLICIES`, from :data:`qac.align.POLICIES`), artifacts (:data:`TABLES`,
   :data:`FIGURES`);
 * :class:`SNNSetting`: one SNN evaluation setting, on disk ``POLICY[,k=K][,v0=V][,T=N][,cal]
@@ -44,6 +45,7 @@ __all__ = [
     "ARCH_LABELS",
     "CASES",
     "MAIN_CASE",
+    "FLOAT_ACT",
     "ACT_PATTERN",
     "Activation",
     "MAIN_ACT",
@@ -102,21 +104,25 @@ ARCH_LABELS: dict[str, str] = {
 #: The four QAC quantization-parameter cases of Sec. 5.1; the main results use case 4.
 CASES: tuple[int, ...] = (1, 2, 3, 4)
 MAIN_CASE = 4
+#: The float (ReLU) activation id: the pretrained model that quantized models may be fine-tuned
+#: from (the workflow's ``pretrain``); it belongs to no table or figure of the paper.
+FLOAT_ACT = "relu"
 #: Activation ids (a regular expression without groups, e.g. for Snakemake's wildcards).
-ACT_PATTERN = rf"qac-c[{''.join(str(c) for c in CASES)}]|qcfs-L[1-9][0-9]*"
-_ACT_RE = re.compile(r"qac-c(?P<case>[0-9]+)|qcfs-L(?P<levels>[0-9]+)")
+ACT_PATTERN = rf"qac-c[{''.join(str(c) for c in CASES)}]|qcfs-L[1-9][0-9]*|{FLOAT_ACT}"
+_ACT_RE = re.compile(rf"qac-c(?P<case>[0-9]+)|qcfs-L(?P<levels>[0-9]+)|(?P<float>{FLOAT_ACT})")
 
 
 @dataclass(frozen=True, order=True)
 class Activation:
-    """A model's activation id: QAC ``qac-c<case>`` or the QCFS baseline ``qcfs-L<levels>``."""
+    """A model's activation id: QAC ``qac-c<case>``, the QCFS baseline ``qcfs-L<levels>``, or
+    the float ReLU ``relu`` (neither case nor levels: a pretraining model, never converted)."""
 
     case: int | None = None
     levels: int | None = None
 
     def __post_init__(self) -> None:
-        if (self.case is None) == (self.levels is None):
-            raise ValueError("an activation has a QAC case or QCFS levels (one of them)")
+        if self.case is not None and self.levels is not None:
+            raise ValueError("an activation has a QAC case or QCFS levels (not both)")
         if self.case is not None and self.case not in CASES:
             raise ValueError(f"QAC case {self.case} is not one of {CASES}")
         if self.levels is not None and self.levels < 1:
@@ -126,31 +132,44 @@ class Activation:
     def parse(cls, text: str) -> Activation:
         """``qac-c4`` -> ``Activation(case=4)``; ``ValueError`` for anything else."""
         m = _ACT_RE.fullmatch(str(text))
-        bad = f"activation {text!r} is neither qac-c1..qac-c{CASES[-1]} nor qcfs-L<L>"
+        bad = f"activation {text!r} is neither qac-c1..qac-c{CASES[-1]}, qcfs-L<L> nor {FLOAT_ACT}"
         if not m:
             raise ValueError(bad)
         try:
             if m["case"]:
                 return cls(case=int(m["case"]))
-            return cls(levels=int(m["levels"]))
+            if m["levels"]:
+                return cls(levels=int(m["levels"]))
+            return cls()
         except ValueError:
             raise ValueError(bad) from None
 
     def format(self) -> str:
-        return f"qac-c{self.case}" if self.case is not None else f"qcfs-L{self.levels}"
+        if self.case is not None:
+            return f"qac-c{self.case}"
+        return f"qcfs-L{self.levels}" if self.levels is not None else FLOAT_ACT
 
     __str__ = format
 
     @property
+    def quantized(self) -> bool:
+        """Whether the activation is a quantizer (QAC or QCFS), i.e. not the float ReLU."""
+        return self.case is not None or self.levels is not None
+
+    @property
     def method(self) -> str:
-        """The tidy rows' ``method``: ``QAC`` or ``QCFS``."""
-        return "QAC" if self.case is not None else "QCFS"
+        """The tidy rows' ``method``: ``QAC`` or ``QCFS`` (``ReLU`` for the float model)."""
+        if self.case is not None:
+            return "QAC"
+        return "QCFS" if self.levels is not None else "ReLU"
 
     def options(self) -> dict[str, Any]:
         """The activation options of :class:`qac.train.TrainConfig` (without initial values)."""
         if self.case is not None:
             return {"name": "qac", "case": self.case}
-        return {"name": "qcfs", "levels": self.levels}
+        if self.levels is not None:
+            return {"name": "qcfs", "levels": self.levels}
+        return {"name": FLOAT_ACT}
 
 
 MAIN_ACT = Activation(case=MAIN_CASE).format()

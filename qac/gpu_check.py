@@ -73,6 +73,11 @@ def cuda_test_ids(tests: Path = REPO / "tests") -> list[str]:
     ]
 
 
+def _pythonpath() -> str:
+    """This checkout first, then whatever PYTHONPATH already holds (e.g. carried wheels)."""
+    return os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p)
+
+
 def _run(command: list[str], timeout: float, cwd: Path = REPO, **env: str) -> Result:
     """Run ``command``; pass when it exits 0 (detail: the last output lines)."""
     t0 = time.time()
@@ -80,7 +85,7 @@ def _run(command: list[str], timeout: float, cwd: Path = REPO, **env: str) -> Re
         proc = subprocess.run(
             command,
             cwd=cwd,
-            env={**os.environ, "PYTHONPATH": str(REPO), **env},
+            env={**os.environ, "PYTHONPATH": _pythonpath(), **env},
             capture_output=True,
             text=True,
             timeout=timeout,
@@ -106,11 +111,10 @@ def part_cuda_tests(opts: Options) -> Result:
 
 def part_smoke_dag(opts: Options) -> Result:
     device = "cpu" if opts.dry_run else opts.device
-    snakemake = Path(sys.executable).with_name("snakemake")
     command = [
-        str(snakemake), "--snakefile", str(REPO / "workflow" / "Snakefile"), "--directory",
-        str(opts.workdir / "smoke"), "--workflow-profile", "none", "--cores", str(os.cpu_count()),
-        "all", "--config", "scale=smoke", f"device={device}",
+        sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "workflow" / "Snakefile"),
+        "--directory", str(opts.workdir / "smoke"), "--workflow-profile", "none",
+        "--cores", str(os.cpu_count()), "all", "--config", "scale=smoke", f"device={device}",
     ]  # fmt: skip
     if opts.dry_run:
         command.append("-n")

@@ -21,6 +21,12 @@ plus the latest ``state.pt`` (model + optimizer) of each unfinished one; delete
 ``runs/<fingerprint>/`` folders you no longer need. ``train.lock`` keeps a second trainer out of
 the directory. Every epoch also prints one line to stderr (see :mod:`qac.telemetry`).
 
+``init_from`` (a ``model.pt``) starts a fresh run from another model's weights, e.g. a
+quantization-aware fine-tune from a float ReLU pretraining (the workflow's ``pretrain``, not the
+paper's recipe): checked before anything is written (:func:`qac.trainloop.init_source`,
+:func:`qac.trainloop.load_init`), hashed into the fingerprint by the file's sha256, recorded in
+``metrics.json``; a resumed run takes its weights from ``state.pt`` instead.
+
 The learning rate follows :func:`_lr_factor` (linear warm-up, then cosine decay to 0, one step per
 epoch) through ``torch.optim.lr_scheduler.LambdaLR``, whose state is saved with the resume state.
 (``LinearLR`` + ``CosineAnnealingLR`` in a ``SequentialLR`` compute the same schedule
@@ -61,7 +67,7 @@ from qac.checkpoint import (
     model_spec,
     save_checkpoint,
 )
-from qac.data import AugmentConfig, BatchLoader, check_source, load_dataset
+from qac.data import AugmentConfig, BatchLoader, check_source, load_dataset, num_classes_of
 from qac.distributed import (
     World,
     all_gather_objects,
@@ -75,13 +81,15 @@ from qac.layers import quantizer_summary
 from qac.models import build
 from qac.runtime import resolve_device
 from qac.telemetry import Telemetry, check_tensorboard, csv_text, tensorboard_requested
-from qac.trainconfig import ConfigError, TrainConfig
+from qac.trainconfig import ConfigError, TrainConfig, init_sha256
 from qac.trainloop import (
     TrainingDivergedError,
     build_model,
     data_parallel,
     evaluate_accuracy,
     global_accuracy,
+    init_source,
+    load_init,
     param_groups,
     restore,
     rng_states,
@@ -224,8 +232,14 @@ def _publish(run_dir: Path, out_dir: Path) -> None:
 def _preflight(cfg: TrainConfig) -> None:
     """Fail on a bad architecture/activation, a missing dataset or a missing tensorboard package
     (when asked for) before touching ``out_dir``."""
-    build(cfg.arch, 1, cfg.activation, width=cfg.width)
+    if cfg.init_from is None:
+        build(cfg.arch, 1, cfg.activation, width=cfg.width)
     check_source(cfg.dataset, root=cfg.data_root)
+    if cfg.init_from is not None:  # the file, its architecture and width, every key and shape
+        payload = init_source(cfg)
+        where = {"root": cfg.data_root, "cache_dir": cfg.cache_dir, **cfg.data_options}
+        classes = num_classes_of(cfg.dataset, **where)
+        load_init(build(cfg.arch, classes, cfg.activation, width=cfg.width), payload, cfg.init_from)
     if tensorboard_requested(cfg.tensorboard):
         check_tensorboard()
 
@@ -262,6 +276,8 @@ def _train_run(cfg: TrainConfig, run_dir: Path) -> None:
     start_epoch, history = restore(
         state_path, cfg.fingerprint(), model, optimizer, scheduler, world, device
     )
+    if start_epoch == 0 and cfg.init_from is not None:  # a resumed run's state holds the weights
+        load_init(model, init_source(cfg, device), cfg.init_from)
     net = data_parallel(model, device, world)
     telemetry = Telemetry(
         run_dir, cfg.epochs, active=world.main, tensorboard=cfg.tensorboard, first_epoch=start_epoch
@@ -332,6 +348,8 @@ def _finish_run(
         "config": dataclasses.asdict(cfg),
         "fingerprint": cfg.fingerprint(),
     }
+    if cfg.init_from is not None:
+        metrics["init_from"] = {"path": cfg.init_from, "sha256": init_sha256(cfg.init_from)}
     save_checkpoint(run_dir / "model.pt", spec, model, metrics=metrics, config=metrics["config"])
     atomic_write_json(run_dir / "metrics.json", metrics)
     (run_dir / "state.pt").unlink(missing_ok=True)  # complete: model.pt supersedes the state

@@ -8,16 +8,18 @@ equal values always give the same :meth:`TrainConfig.fingerprint`.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import math
 import typing
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from qac.data import AugmentConfig
 
-__all__ = ["ConfigError", "TrainConfig", "UNHASHED"]
+__all__ = ["ConfigError", "TrainConfig", "UNHASHED", "check_init_from", "init_sha256"]
 
 # options that change where or how a run is watched, not its result: left out of the fingerprint
 UNHASHED = ("device", "progress", "eval_every", "cache_dir", "data_root", "tensorboard")
@@ -61,6 +63,9 @@ class TrainConfig:
     eval_every: int = 1
     progress: bool = True  # progress bars (the per-epoch log lines stay)
     tensorboard: bool = False  # TensorBoard scalars in runs/<fingerprint>/tensorboard/
+    # model.pt (of 'qac train') whose weights start the run; quantizer parameters the source
+    # lacks keep their initial values. Hashed by the file's sha256, not its path.
+    init_from: str | None = None
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
@@ -84,11 +89,48 @@ class TrainConfig:
             raise ConfigError("float64 and bf16 exclude each other: set one of them to false")
 
     def fingerprint(self) -> str:
-        """Hash of the options that change the result (not where or how it is watched)."""
+        """Hash of the options that change the result (not where or how it is watched).
+
+        ``init_from`` counts by the sha256 of the file's content (a re-trained source gives a new
+        fingerprint, a moved one does not); without it the hash is that of earlier versions.
+        """
         d = dataclasses.asdict(self)
         for k in UNHASHED:
             d.pop(k)
+        source = d.pop("init_from")
+        if source is not None:
+            d["init_from_sha256"] = init_sha256(source)
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def check_init_from(path: str | Path) -> Path:
+    """``path`` (the ``init_from`` option) if it is a file, else ConfigError with the fix."""
+    p = Path(path)
+    if not p.is_file():
+        what = "is a directory" if p.is_dir() else "does not exist"
+        raise ConfigError(
+            f"init_from {p} {what}: point it to the model.pt of a finished 'qac train' run "
+            "(train the float model first, e.g. qac train --set activation.name=relu --out "
+            "<dir>) or set init_from to null"
+        )
+    return p
+
+
+def init_sha256(path: str | Path) -> str:
+    """The sha256 of the ``init_from`` file (ConfigError when it is missing); cached per file
+    version (path, size, modification time), so a run hashes it once."""
+    p = check_init_from(path).resolve()
+    st = p.stat()
+    return _file_sha256(str(p), st.st_size, st.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=16)
+def _file_sha256(path: str, size: int, mtime_ns: int) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 _KINDS = {bool: "true or false", int: "an integer", float: "a finite number", str: "a string"}

@@ -16,13 +16,13 @@ from torch import nn
 from torch.optim.lr_scheduler import LRScheduler
 from tqdm import tqdm
 
-from qac.checkpoint import load_checkpoint
+from qac.checkpoint import CheckpointError, load_checkpoint
 from qac.convert import quantizers
 from qac.data import BatchLoader
 from qac.distributed import World, all_reduce_sum, sync_batchnorm
 from qac.models import build
 from qac.runtime import autocast, seed_everything
-from qac.trainconfig import ConfigError, TrainConfig
+from qac.trainconfig import ConfigError, TrainConfig, check_init_from
 
 __all__ = [
     "TrainingDivergedError",
@@ -32,6 +32,8 @@ __all__ = [
     "param_dtype",
     "param_groups",
     "build_model",
+    "init_source",
+    "load_init",
     "data_parallel",
     "train_epoch",
     "restore",
@@ -233,6 +235,57 @@ def build_model(cfg: TrainConfig, num_classes: int, device: torch.device) -> nn.
     if cfg.channels_last:
         model = model.to(memory_format=torch.channels_last)
     return sync_batchnorm(model, device)
+
+
+def init_source(cfg: TrainConfig, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """The checkpoint ``cfg.init_from`` (a payload of :func:`qac.checkpoint.load_checkpoint`),
+    checked to hold a model of the run's architecture and width; ConfigError otherwise."""
+    path = check_init_from(cfg.init_from)
+    try:
+        payload = load_checkpoint(path, map_location=map_location)
+    except CheckpointError as exc:
+        raise ConfigError(f"init_from: {exc}") from None
+    spec = payload.get("spec") or {}
+    arch, width = spec.get("arch"), float(spec.get("width", 1.0))
+    if arch != cfg.arch or width != cfg.width or "state_dict" not in payload:
+        raise ConfigError(
+            f"init_from {path} holds a {arch} of width {width}, but this run trains a "
+            f"{cfg.arch} of width {cfg.width}: point init_from to a model of the same "
+            "architecture and width"
+        )
+    return payload
+
+
+def load_init(model: nn.Module, payload: dict[str, Any], path: str | Path) -> None:
+    """Copy the weights of checkpoint ``payload`` (read from ``path``) into ``model``.
+
+    Every parameter and buffer must match by name and shape, except the quantizer parameters
+    the source lacks (a float ReLU source has no ``t``/``alpha``/``theta``...): those keep their
+    initial values. ConfigError names the first key that does not fit.
+    """
+    source = payload["state_dict"]
+    target = model.state_dict()
+    quantizer_keys = tuple(f"{name}." for name, _ in quantizers(model))
+    fix = "point init_from to a model of the same architecture, width and dataset"
+    for key, value in target.items():
+        if key not in source:
+            if key.startswith(quantizer_keys):
+                continue
+            raise ConfigError(
+                f"init_from {path} lacks {key} (shape {tuple(value.shape)} in the model): {fix}"
+            )
+        if source[key].shape != value.shape:
+            raise ConfigError(
+                f"init_from {path}: {key} has shape {tuple(source[key].shape)} there but "
+                f"{tuple(value.shape)} in the model: {fix}"
+            )
+    for key, value in source.items():
+        if key not in target:
+            raise ConfigError(
+                f"init_from {path} holds {key} (shape {tuple(value.shape)}), which the model "
+                f"lacks: {fix}"
+            )
+    model.load_state_dict(source, strict=False)
 
 
 def data_parallel(model: nn.Module, device: torch.device, world: World) -> nn.Module:

@@ -9,7 +9,8 @@ where it is (the Snakefile passes its own ``workflow/presets``), so an installed
 looks for a checkout.
 
 Model ids: ``<dataset>/<arch>/<act>`` with act ``qac-c<case>`` (QAC, parameterisation 1-4) or
-``qcfs-L<levels>`` (QCFS baseline).
+``qcfs-L<levels>`` (QCFS baseline); ``relu`` is the float pretraining model of a (dataset, arch)
+when ``pretrain`` is set (trained, never evaluated, in no artifact).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from qac.experiments import (
     ARTIFACT_MODELS,
     ARTIFACTS,
     FIGURES,
+    FLOAT_ACT,
     MAIN_ACT,
     TABLES,
     Activation,
@@ -41,10 +43,14 @@ __all__ = [
     "FIGURES",
     "Model",
     "resolve_config",
+    "resolve_sources",
     "deep_merge",
     "models_for",
     "all_models",
     "train_options",
+    "pretrain_model",
+    "pretrain_models",
+    "checkpoint_file",
     "eval_arguments",
     "skipped_items",
     "needs_calibration",
@@ -127,7 +133,7 @@ def resolve_config(
     cfg = deep_merge(deep_merge(defaults, preset), _typed(user))
     cfg["scale"] = scale
     validate_config(cfg, Path(schema))
-    return cfg
+    return resolve_sources(cfg)
 
 
 def validate_config(cfg: dict[str, Any], schema: Path = SCHEMA) -> None:
@@ -166,6 +172,75 @@ def _typed(value: Any) -> Any:
 
 def available(cfg: dict, dataset: str) -> bool:
     return cfg["datasets"].get(dataset) is not None
+
+
+# ------------------------------------------------------------------------------------------
+# dataset sources: an entry may list several, the first one present is used
+# ------------------------------------------------------------------------------------------
+def resolve_sources(cfg: dict[str, Any], *, strict: bool = False) -> dict[str, Any]:
+    """``cfg`` with every ``datasets`` entry that lists sources replaced by the first of them
+    that is present (:func:`qac.data.first_present`: looks only at files; ``cifar10``/
+    ``cifar100`` count as present when ``data_options.<dataset>.download`` is true), so that
+    every job's options, fingerprint and the report's data note see one source. A plain string
+    (or null) is kept as it is: the workflow's pre-run check reports it when it is missing.
+
+    When none of a list is present the list is kept, so that dry runs, ``--lint`` and
+    ``--list-target-rules`` work anywhere, and the pre-run check (``qac.data.check_source``,
+    which takes the list) stops the run before any job with one line naming every place looked
+    and the fix; ``strict=True`` raises that ``ValueError`` here instead (only for a dataset
+    that a model of the grid needs).
+
+    ``data_note`` may hold ``{source}`` (the source of every available dataset: the bare
+    string for one, ``cifar10 = ..., imagenet = ...`` for several) and ``{<dataset>}`` (that
+    dataset's source); a note without them gets ``(data: <source>)`` appended when a list was
+    resolved, so that it always says which source was used."""
+    from qac.data import DatasetNotFoundError, first_present
+
+    root = Path(cfg.get("data_root", "data")).expanduser()
+    datasets = cfg.get("datasets") or {}
+    resolved: dict[str, str] = {}
+    for dataset, entry in datasets.items():
+        if not isinstance(entry, list):
+            continue
+        options = (cfg.get("data_options") or {}).get(dataset) or {}
+        download = isinstance(options, dict) and options.get("download") is True
+        try:
+            datasets[dataset] = resolved[dataset] = first_present(
+                entry, root=root, download=download
+            )
+        except DatasetNotFoundError as exc:
+            if strict and dataset in {m.dataset for m in all_models(cfg)}:
+                raise ValueError(
+                    f"dataset {dataset}: {exc}; or pass --config datasets='{{{dataset}: "
+                    f"SOURCE}}', or datasets='{{{dataset}: null}}' to skip the experiments "
+                    "that need it"
+                ) from None
+        except ValueError as exc:  # a malformed source (DatasetError)
+            raise ValueError(f"datasets.{dataset}: {exc}") from None
+    if isinstance(cfg.get("data_note"), str):
+        cfg["data_note"] = _data_note(cfg["data_note"], datasets, resolved)
+    return cfg
+
+
+def _sources_text(sources: dict[str, str]) -> str:
+    """One source as it is; several as ``cifar10 = ..., imagenet = ...``."""
+    if len(sources) == 1:
+        return next(iter(sources.values()))
+    return ", ".join(f"{d} = {s}" for d, s in sources.items())
+
+
+def _data_note(note: str, datasets: dict, resolved: dict[str, str]) -> str:
+    """``note`` with ``{source}`` and ``{<dataset>}`` filled in (:func:`resolve_sources`)."""
+    given = {d: s if isinstance(s, str) else " or ".join(s) for d, s in datasets.items() if s}
+    keys = {"source": _sources_text(given), **given}
+    if any("{" + k + "}" in note for k in keys):
+        for key, value in keys.items():
+            note = note.replace("{" + key + "}", value)
+        return note
+    if not resolved:
+        return note
+    used = _sources_text(resolved)
+    return f"{note.rstrip().rstrip('.')} (data: {used})" if note.strip() else f"data: {used}"
 
 
 # ------------------------------------------------------------------------------------------
@@ -237,15 +312,47 @@ def skipped_items(cfg: dict) -> list[dict[str, str]]:
 # ------------------------------------------------------------------------------------------
 def _activation(cfg: dict, act: str) -> dict[str, Any]:
     activation = Activation.parse(act)
+    if not activation.quantized:  # the float ReLU takes no initial values
+        return activation.options()
     init = cfg["qac_init"] if activation.case is not None else cfg["qcfs_init"]
     return {**activation.options(), **init}
 
 
+def pretrain_model(cfg: dict, model: Model) -> Model | None:
+    """The float (ReLU) model that ``model`` is fine-tuned from: ``<dataset>/<arch>/relu`` when
+    the configuration's ``pretrain`` is set (a mapping of TrainConfig overrides) and ``model``
+    is quantized; None when it trains from scratch (``pretrain: null``, the paper's recipe)."""
+    if cfg.get("pretrain") is None or not model.activation.quantized:
+        return None
+    return Model(model.dataset, model.arch, FLOAT_ACT)
+
+
+def checkpoint_file(cfg: dict, model: Model) -> str:
+    """Where the ``train`` rule writes ``model``'s checkpoint (relative to the working
+    directory): ``checkpoints/<scale>/<dataset>/<arch>/<act>/model.pt``."""
+    return f"checkpoints/{cfg['scale']}/{model.path}/model.pt"
+
+
+def pretrain_models(cfg: dict) -> list[Model]:
+    """The float pretraining models the grid's models are fine-tuned from (none by default)."""
+    return sorted({p for m in all_models(cfg) if (p := pretrain_model(cfg, m)) is not None})
+
+
 def train_options(cfg: dict, model: Model) -> dict[str, Any]:
-    """The :class:`qac.train.TrainConfig` values of one training run."""
+    """The :class:`qac.train.TrainConfig` values of one training run.
+
+    ``train`` <- ``train_overrides`` of the dataset, then of the architecture; the float model
+    (act ``relu``) then takes the ``pretrain`` overrides, and a quantized model whose
+    :func:`pretrain_model` exists starts from its checkpoint (``init_from``).
+    """
     opts = deep_merge(cfg["train"], {})
     for key in (model.dataset, model.arch):
         opts = deep_merge(opts, cfg.get("train_overrides", {}).get(key, {}))
+    if not model.activation.quantized:
+        opts = deep_merge(opts, cfg.get("pretrain") or {})
+    source = pretrain_model(cfg, model)
+    if source is not None:
+        opts["init_from"] = checkpoint_file(cfg, source)
     opts.update(
         {
             "arch": model.builder,
@@ -271,6 +378,10 @@ def eval_arguments(cfg: dict, model: Model) -> list[str]:
     policy in Tables 1/2/7 and 3, and beside k = 1 in Table 5, where it is the quantized ANN's
     accuracy that the main policy approaches; k-scaling is not repeated for it) and in float64
     (the exactness check).
+
+    ``evaluation.limit`` limits every result to a class-balanced subset of the test set;
+    ``evaluation.sweep_limit`` (QCFS models) limits only their T sweep (Table 8), when it is
+    smaller (see :func:`sweep_limit`).
     """
     exp = cfg["experiments"]
     pair = (model.dataset, model.arch)
@@ -282,14 +393,25 @@ def eval_arguments(cfg: dict, model: Model) -> list[str]:
     args: list[str] = []
     for s in dict.fromkeys(settings):  # unique, in order
         args += ["--snn", s]
+    ev = cfg["evaluation"]
     if model.activation.levels is not None:
         args += ["--sweep", ",".join(str(T) for T in exp["qcfs"]["timesteps"])]
+        if sweep_limit(cfg) is not None:
+            args += ["--sweep-limit", str(sweep_limit(cfg))]
     args += ["--model-id", model.path]
-    ev = cfg["evaluation"]
     if ev.get("limit"):
         args += ["--limit", str(ev["limit"])]
     args += ["--batch-size", str(ev["batch_size"]), "--device", str(cfg["device"])]
     return args
+
+
+def sweep_limit(cfg: dict) -> int | None:
+    """The number of test images of the QCFS T sweeps (Table 8) when it is fewer than every
+    other result's (``evaluation.sweep_limit`` below ``evaluation.limit``), else None (the
+    sweeps use the same images)."""
+    ev = cfg["evaluation"]
+    n, limit = ev.get("sweep_limit"), ev.get("limit")
+    return n if n and (not limit or n < limit) else None
 
 
 def calibration_arguments(cfg: dict) -> list[str]:

@@ -255,7 +255,8 @@ def test_cli_round_trip_train_evaluate_calibrate_info(tmp_path, capsys):
     assert [r["temporal_scale"] for r in ev3["snn"]] == [2, 1, 1, 1]
     assert ev3["snn"][3]["dtype"] == "float64"
     assert max(ev3["snn"][3]["conversion_error"].values()) < 1e-9
-    assert set(ev3["qcfs_sweep"]) == {"T", "qcfs", "qcfs+aver"}
+    assert set(ev3["qcfs_sweep"]) == {"T", "qcfs", "qcfs+aver", "num_samples"}
+    assert ev3["qcfs_sweep"]["num_samples"] == ev3["ann"]["num_samples"]
     capsys.readouterr()
     assert main(["info", "--checkpoint", ckpt]) == 0
     out = capsys.readouterr().out

@@ -63,7 +63,7 @@ def test_activation_ids_round_trip() -> None:
         assert act.format() == text and Activation.parse(str(act)) == act
     assert Activation.parse("qac-c3").method == "QAC"
     assert Activation.parse("qcfs-L4").options() == {"name": "qcfs", "levels": 4}
-    for bad in ("qac-c5", "qac-c0", "qcfs-L0", "relu", "qcfs-L", "qac-c4x"):
+    for bad in ("qac-c5", "qac-c0", "qcfs-L0", "relu4", "qcfs-L", "qac-c4x"):
         with pytest.raises(ValueError, match="activation"):
             Activation.parse(bad)
     assert spec.MAIN_ACT == "qac-c4"

@@ -52,6 +52,14 @@ def add_parser(sub) -> None:
         help="QCFS T sweep, e.g. 1,2,3,4,8,16,32,64 (with and without averaging alignment)",
     )
     p.add_argument(
+        "--sweep-limit",
+        type=opt.int_at_least(1),
+        metavar="N",
+        help="run the --sweep on the class-balanced subset of N test images that --limit N "
+        "picks (default: the images of every other result); the ANN and --snn results keep "
+        "--limit",
+    )
+    p.add_argument(
         "--model-id",
         type=opt.model_id,
         metavar="DATASET/ARCH/ACT",
@@ -106,16 +114,31 @@ def snn_settings(args, calib: dict[str, Any] | None) -> list[SNNSetting]:
 def _qcfs_sweep_result(
     model, loader, Ts: list[int], progress: bool
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """``({"T", "qcfs": {T: acc}, "qcfs+aver": {T: acc}}, {method: {T: per-image record}})``."""
+    """``({"T", "qcfs": {T: acc}, "qcfs+aver": {T: acc}, "num_samples": n}, {method: {T:
+    per-image record}})``; ``num_samples``: the number of test images the sweep ran on."""
     from qac.evaluate import qcfs_sweep_records
 
     accuracies: dict[str, Any] = {"T": Ts}
     per_image: dict[str, Any] = {}
+    n = None
     for key, averaged in (("qcfs", False), ("qcfs+aver", True)):
         records = qcfs_sweep_records(model, loader, Ts, averaged=averaged, progress=progress)
         accuracies[key] = {T: rec.accuracy for T, rec in records.items()}
         per_image[key] = {T: rec.to_json() for T, rec in records.items()}
+        n = next((rec.n for rec in records.values()), n)
+    accuracies["num_samples"] = n
     return accuracies, per_image
+
+
+def _sweep_loader(args, payload, test, loader, device) -> BatchLoader:
+    """The loader of the QCFS sweep: ``loader`` itself, or the class-balanced subset of
+    ``--sweep-limit`` test images (the one ``--limit`` would pick) when that is another set."""
+    if args.sweep_limit is None or args.sweep_limit == args.limit:
+        return loader
+    if args.limit is None and args.sweep_limit >= len(test):
+        return loader  # the whole test set either way
+    subset = dataset_for(args, payload, "test", args.sweep_limit)
+    return BatchLoader(subset, args.batch_size, train=False, device=device)
 
 
 def _snn_runs(args, model, loader, settings, neuron_state, dtype) -> list[dict[str, Any]]:
@@ -142,6 +165,8 @@ def run(args) -> int:
     from qac.evaluate import check_neuron_state, evaluate_ann, write_evaluation
 
     check_output(args.out, "--out")
+    if args.sweep_limit is not None and not args.sweep:
+        raise ConfigError("--sweep-limit limits the QCFS --sweep: pass --sweep T1,T2,... too")
     calib = load_calibration(args.calibration) if args.calibration else None
     device, model, payload = load_checkpoint_model(args)
     settings = snn_settings(args, calib)
@@ -170,8 +195,9 @@ def run(args) -> int:
     if runs:
         result["snn"] = runs
     if args.sweep:
+        sweep_loader = _sweep_loader(args, payload, test, loader, device)
         result["qcfs_sweep"], result["qcfs_sweep_per_image"] = _qcfs_sweep_result(
-            model, loader, args.sweep, progress
+            model, sweep_loader, args.sweep, progress
         )
     write_evaluation(args.out, result, settings, model=args.model_id)
     line = f"ANN {result['ann']['ann_acc']:.2f}%"

@@ -64,7 +64,8 @@ flip, AutoAugment, Cutout, their seeding): :mod:`qac.data.augment`.
 Modules
 -------
 ``sources``    source strings, :func:`load_dataset`, :func:`check_source`, :func:`check_options`,
-               :func:`num_classes_of`, the torchvision CIFAR copies
+               :func:`first_present` (ordered source lists), :func:`num_classes_of`, the
+               torchvision CIFAR copies
 ``folders``    ``folder:``/``tar:`` ImageFolder trees: scan, check, decode (cached)
 ``cache``      atomic archive extraction, decoded-split tensor caches and their keys
 ``decode``     image files to uint8 tensors
@@ -93,7 +94,13 @@ from qac.data.errors import (
     ImageDecodeError,
 )
 from qac.data.loader import BatchLoader
-from qac.data.sources import check_options, check_source, load_dataset, num_classes_of
+from qac.data.sources import (
+    check_options,
+    check_source,
+    first_present,
+    load_dataset,
+    num_classes_of,
+)
 
 __all__ = [
     "AugmentConfig",
@@ -108,6 +115,7 @@ __all__ = [
     "load_dataset",
     "check_options",
     "check_source",
+    "first_present",
     "num_classes_of",
     "default_cache_dir",
     "CIFAR10_CLASSES",

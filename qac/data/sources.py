@@ -36,7 +36,7 @@ from qac.data.folders import (
 )
 from qac.data.synthetic import _SYNTH_KEYS, _SYNTH_PRESETS, _make_synthetic
 
-__all__ = ["check_options", "check_source", "load_dataset", "num_classes_of"]
+__all__ = ["check_options", "check_source", "first_present", "load_dataset", "num_classes_of"]
 
 
 def _normalise_split(split: str) -> str:
@@ -311,18 +311,27 @@ def load_dataset(
     )
 
 
-def check_source(source: str, *, root: str | Path = "data") -> None:
+def check_source(
+    source: str | Sequence[str], *, root: str | Path = "data", download: bool = False
+) -> None:
     """Raise a one-line :class:`DatasetError` if ``source`` is absent or malformed.
 
     :class:`DatasetNotFoundError` (a subclass) says what to put where when files are missing.
     Cheap: looks only at files and folders, decodes and extracts nothing (the workflow calls it
     before any job runs): for ``folder:`` and ``imagenet`` trees it also checks that no class
     folder is empty and that train and test hold the same class folders.  Synthetic sources
-    always exist.
+    always exist, and so do ``cifar10``/``cifar100`` with ``download=True`` (the ``download``
+    option of :func:`load_dataset`: torchvision fetches them on first use).  A list of sources
+    is present when one of them is (:func:`first_present`).
     """
+    if not isinstance(source, str) and isinstance(source, Sequence):
+        first_present(source, root=root, download=download)
+        return
     kind, arg = _parse_source(source)
     root = Path(root).expanduser()
     if kind == "synthetic":
+        return
+    if kind in ("cifar10", "cifar100") and download:
         return
     if kind in ("cifar10", "cifar100"):
         folder = "cifar-10-batches-py" if kind == "cifar10" else "cifar-100-python"
@@ -343,6 +352,62 @@ def check_source(source: str, *, root: str | Path = "data") -> None:
         _require_archive(Path(arg or ""))
     else:
         _tree_classes(_find_tree_root(Path(arg or "").expanduser()))
+
+
+_CIFAR_FOLDERS = {"cifar10": "cifar-10-batches-py", "cifar100": "cifar-100-python"}
+
+
+def _source_place(source: str, root: Path) -> str:
+    """``source`` and where it is looked for (absolute paths), for error messages."""
+    kind, arg = _parse_source(source)
+    if kind in _CIFAR_FOLDERS:
+        return f"{source} ({(root / _CIFAR_FOLDERS[kind]).resolve()}/)"
+    if kind == "imagenet":
+        base = (Path(arg).expanduser() if arg else root).resolve()
+        return f"{source} ({base}/train/ and {base}/val/)"
+    return f"{source} ({Path(arg or '').expanduser().resolve()})"
+
+
+def _source_fix(source: str, root: Path) -> str:
+    """How to make ``source`` present, for error messages."""
+    kind, arg = _parse_source(source)
+    if kind in _CIFAR_FOLDERS:
+        name = "CIFAR10" if kind == "cifar10" else "CIFAR100"
+        where = root.resolve()
+        return (
+            f"put torchvision's {_CIFAR_FOLDERS[kind]}/ under {where} (python -c \"import "
+            f"torchvision; torchvision.datasets.{name}('{where}', download=True)\" fetches it)"
+        )
+    if kind == "tar":
+        return f"put the archive at {Path(arg or '').expanduser().resolve()}"
+    return f"create {_source_place(source, root)}"
+
+
+def first_present(
+    sources: Sequence[str], *, root: str | Path = "data", download: bool = False
+) -> str:
+    """The first of ``sources`` that :func:`check_source` finds present (an ordered list of
+    preferences, e.g. ``["cifar10", "tar:cifar10-jpeg.tar.gz"]``: torchvision's files under
+    ``root`` if they are there, else the JPEG archive).
+
+    Raises :class:`DatasetNotFoundError` (one line naming every place looked and how to fill
+    each) when none is, and the :class:`DatasetError` of a malformed source at once.
+    """
+    if isinstance(sources, str) or not sources:
+        raise DatasetError(f"expected a non-empty list of dataset sources, got {sources!r}")
+    root = Path(root).expanduser()
+    for source in sources:
+        try:
+            check_source(source, root=root, download=download)
+        except DatasetNotFoundError:
+            continue
+        return source
+    places = "; ".join(_source_place(s, root) for s in sources)
+    fixes = ", or ".join(_source_fix(s, root) for s in sources)
+    raise DatasetNotFoundError(
+        f"none of the sources {list(sources)} is present (looked for {places}): {fixes}; or "
+        "point data_root at the directory holding it"
+    )
 
 
 def num_classes_of(

@@ -1,5 +1,6 @@
 """``qac report``: collect, layers, table, figure, captions, caption (called by the Snakemake
-rules; :func:`add_commands` adds them to the ``qac`` command line, :func:`main` runs them alone).
+rules) and run-summary (the Snakefile's ``onsuccess`` hook); :func:`add_commands` adds them to
+the ``qac`` command line, :func:`main` runs them alone.
 
 Exit status 0 on success, 2 with a one-line ``qac.report: error: ...`` message on bad input
 (unreadable or malformed files, unknown names, bad arguments).
@@ -153,6 +154,51 @@ def cmd_caption(args) -> int:
     return 0
 
 
+def _scale_config(args) -> dict:
+    """The workflow configuration of ``--scale`` (its presets, then ``--config``), as the
+    Snakefile resolves it; empty when there are no presets to read (an installed package)."""
+    from pathlib import Path
+
+    from qac.workflow import PRESET_DIR, load_yaml, resolve_config
+
+    presets = Path(args.presets) if args.presets else Path("workflow/presets")
+    if not presets.is_dir():
+        presets = PRESET_DIR
+    if not (presets / "defaults.yaml").is_file():
+        return {}
+    user = {}
+    config = Path(args.config) if args.config else Path("config.yaml")
+    if config.is_file():
+        user = load_yaml(config.read_text(encoding="utf-8")) or {}
+    try:
+        return resolve_config({**user, "scale": args.scale}, presets)
+    except ValueError as exc:
+        raise ReportInputError(str(exc)) from None
+
+
+def cmd_run_summary(args) -> int:
+    from qac.report import runsummary
+
+    res = args.results_dir or f"results/{args.scale}"
+    for log in args.add_log or []:
+        try:
+            added = runsummary.add_log(f"{res}/wall_time.tsv", log)
+        except ReportInputError as exc:  # a dry run, nothing to do, still running: say so
+            print(f"qac.report: warning: not recorded: {exc}", file=sys.stderr)
+            continue
+        print(f"{log}: {'added to' if added else 'already in'} {res}/wall_time.tsv")
+    cfg = _scale_config(args)
+    path = runsummary.write_run_summary(
+        res,
+        args.scale,
+        floors=cfg.get("floors"),
+        main_policy=cfg.get("main_policy"),
+        note=cfg.get("data_note"),
+    )
+    print(path)
+    return 0
+
+
 def _artifact_parser(
     sub, command: str, text: str, func, names: str | None = None
 ) -> argparse.ArgumentParser:
@@ -229,6 +275,24 @@ def add_commands(p: argparse.ArgumentParser) -> None:
     c.add_argument("--reference", help="alternative reference CSV")
     c.add_argument("--no-reference", action="store_true", help=argparse.SUPPRESS)
     c.set_defaults(report_func=cmd_captions)
+
+    c = sub.add_parser(
+        "run-summary",
+        help="results/<scale>/README.md: wall time, time per stage, headline numbers, floors",
+    )
+    c.add_argument("--scale", required=True, help="workflow scale (its floors are checked)")
+    c.add_argument("--results-dir", help="default: results/<scale>")
+    c.add_argument("--presets", help="workflow presets (default: workflow/presets)")
+    c.add_argument("--config", help="the workflow's config.yaml (default: ./config.yaml)")
+    c.add_argument(
+        "--add-log",
+        nargs="+",
+        action="extend",
+        metavar="SNAKEMAKE.log",
+        help="first record the runs of these .snakemake/log files in wall_time.tsv (for runs "
+        "without the Snakefile's hooks; a run already there is not added twice)",
+    )
+    c.set_defaults(report_func=cmd_run_summary)
 
     c = _artifact_parser(sub, "caption", "print the caption of a table or figure", cmd_caption)
     c.add_argument("--reference", help="alternative reference CSV")

@@ -382,13 +382,15 @@ def _qcfs_rows(
     rows = [_row(ctx, "table8", "ann_acc", ann["ann_acc"], note=f"{ident.act} ANN", sample=ann)]
     sweep = data.get("qcfs_sweep") or {}
     records = data.get("qcfs_sweep_per_image") or {}
+    # the sweep's own test-set size (evaluation.sweep_limit); older records: the ANN's
+    sweep_n = sweep.get("num_samples") or ann.get("num_samples")
     for key, method in (("qcfs", "QCFS"), ("qcfs+aver", "QCFS+aver")):
         accs = sweep.get(key) or {}
         if not isinstance(accs, dict):
             raise ReportInputError(f"{path}: qcfs_sweep[{key!r}] must map T -> accuracy")
         for t_text, acc in sorted(accs.items(), key=lambda kv: int(kv[0])):
             record = (records.get(key) or {}).get(str(t_text))
-            sample = {"per_image": record, "num_samples": ann.get("num_samples")}
+            sample = {"per_image": record, "num_samples": sweep_n}
             note = f"qcfs_sweep {key}"
             row = _row(ctx, "table8", "snn_acc", acc, note=note, sample=sample, T=int(t_text))
             row["method"] = method

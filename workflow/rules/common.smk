@@ -14,6 +14,7 @@ from qac.workflow import (
     eval_arguments,
     models_for,
     needs_calibration,
+    pretrain_model,
     skipped_items,
     train_options,
     write_skipped,
@@ -63,6 +64,13 @@ def calibration_input(w):
     if not needs_calibration(CFG, m):
         return []
     return [f"{CKPT}/{m.dataset}/{m.arch}/{MAIN_ACT}/calibration.pt"]
+
+
+def pretrain_input(w):
+    """The float (ReLU) checkpoint a model is fine-tuned from: none unless `pretrain` is set
+    (train_options then passes the same path as init_from), and none for the relu model."""
+    source = pretrain_model(CFG, model_of(w))
+    return [] if source is None else [checkpoint_path(source)]
 
 
 def calibration_option(wildcards, input):
@@ -167,7 +175,8 @@ def check_datasets():
         source = CFG["datasets"][dataset]
         options = CFG.get("data_options", {}).get(dataset, {})
         try:
-            qac.data.check_source(source, root=CFG["data_root"])
+            download = isinstance(options, dict) and options.get("download") is True
+            qac.data.check_source(source, root=CFG["data_root"], download=download)
             qac.data.check_options(source, options, where=f"data_options.{dataset}")
         except qac.data.DatasetNotFoundError as exc:
             raise WorkflowError(

@@ -1,6 +1,7 @@
 # Tables, figures, the comparison with the paper and the claims (`qac report ...`, `qac paper
 # summary`). Each artifact reads only the evaluations of the models it needs, so a single
-# table or figure can be rebuilt by name (its target in the Snakefile).
+# table or figure can be rebuilt by name (its target in the Snakefile). Every rule here writes a
+# benchmark file under runs/benchmarks/report/: the "report" stage of results/<scale>/README.md.
 
 
 rule skipped:
@@ -8,6 +9,8 @@ rule skipped:
         f"{RES_PATTERN}/skipped.csv",
     log:
         f"{RUNS_PATTERN}/logs/skipped.log",
+    benchmark:
+        f"{RUNS_PATTERN}/benchmarks/report/skipped.tsv"
     run:
         write_skipped_list(output, log)
 
@@ -23,6 +26,8 @@ rule tidy:
         policy=CFG["main_policy"],
     log:
         f"{RUNS}/logs/tidy/{{name}}.log",
+    benchmark:
+        f"{RUNS}/benchmarks/report/tidy/{{name}}.tsv"
     conda:
         ENV
     shell:
@@ -39,6 +44,8 @@ rule layers:
         python=python(),
     log:
         f"{RUNS}/logs/layers/{{name}}.log",
+    benchmark:
+        f"{RUNS}/benchmarks/report/layers/{{name}}.tsv"
     conda:
         ENV
     shell:
@@ -69,6 +76,8 @@ for _table in TABLES:
             prefix=output_stem,
         log:
             f"{RUNS_PATTERN}/logs/tables/{_table}.log",
+        benchmark:
+            f"{RUNS_PATTERN}/benchmarks/report/tables/{_table}.tsv"
         conda:
             ENV
         shell:
@@ -105,6 +114,8 @@ for _figure in FIGURES:
             out=output_dir,
         log:
             f"{RUNS_PATTERN}/logs/figures/{_figure}.log",
+        benchmark:
+            f"{RUNS_PATTERN}/benchmarks/report/figures/{_figure}.tsv"
         conda:
             ENV
         shell:
@@ -120,6 +131,8 @@ rule captions:
         out=output_dir,
     log:
         f"{RUNS_PATTERN}/logs/captions.log",
+    benchmark:
+        f"{RUNS_PATTERN}/benchmarks/report/captions.tsv"
     conda:
         ENV
     shell:
@@ -137,6 +150,8 @@ rule tidy_all:
         policy=CFG["main_policy"],
     log:
         f"{RUNS_PATTERN}/logs/tidy_all.log",
+    benchmark:
+        f"{RUNS_PATTERN}/benchmarks/report/tidy_all.tsv"
     conda:
         ENV
     shell:
@@ -144,11 +159,33 @@ rule tidy_all:
         "--main-policy {params.policy} --out {output} {input} > {log} 2>&1"
 
 
+# results/<scale>/layers.csv: the per-layer T, bits and alpha of every quantized model of the scale
+# (one row per layer: dataset, architecture, act, method, case, L, layer_index, layer, T, bits,
+# alpha, scale, source), read from the evaluations like the per-figure tables of rule `layers`.
+rule layers_all:
+    input:
+        [eval_path(m) for m in all_models(CFG)],
+    output:
+        f"{RES_PATTERN}/layers.csv",
+    params:
+        python=python(),
+    log:
+        f"{RUNS_PATTERN}/logs/layers_all.log",
+    benchmark:
+        f"{RUNS_PATTERN}/benchmarks/report/layers_all.tsv"
+    conda:
+        ENV
+    shell:
+        "{params.python} -m qac.cli report layers --scale {wildcards.scale} --out {output} "
+        "{input} > {log} 2>&1"
+
+
 rule summary:
-    """The comparison with the paper (comparison.csv/md), its claims C1-C7 and the audit."""
+    """Comparison with the paper, claims C1-C7, audit, layers.csv (per-layer T, bits, alpha)."""
     input:
         tidy=f"{RES}/tidy.csv",
         captions=caption_files(),
+        layers=f"{RES}/layers.csv",  # not read by the command: built with the summary
     output:
         csv=f"{RES}/comparison.csv",
         md=report(
@@ -176,6 +213,8 @@ rule summary:
         out=output_dir,
     log:
         f"{RUNS}/logs/summary.log",
+    benchmark:
+        f"{RUNS}/benchmarks/report/summary.tsv"
     conda:
         ENV
     shell:
@@ -200,6 +239,8 @@ rule training_curves:
         logs=lambda w, input: " ".join(str(Path(m).with_name("log.jsonl")) for m in input),
     log:
         f"{RUNS_PATTERN}/logs/figures/training.log",
+    benchmark:
+        f"{RUNS_PATTERN}/benchmarks/report/training_curves.tsv"
     conda:
         ENV
     shell:

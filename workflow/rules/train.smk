@@ -7,9 +7,15 @@
 # batch_size and the same result as one process (qac/distributed.py).
 # The job's log grows by one line per epoch while it runs (loss, accuracies, lr, mean T, seconds;
 # --no-progress hides only the progress bars); log.csv beside model.pt holds the same per epoch.
+# With `pretrain` set (a mapping of TrainConfig overrides; null = the paper's training from
+# scratch), each (dataset, arch) first trains its float model <dataset>/<arch>/relu with train +
+# train_overrides + pretrain, and every quantized model of the pair is fine-tuned from it with
+# train + train_overrides (init_from: its model.pt, an input here, so a new one retrains them).
 
 
 rule train:
+    input:
+        init=pretrain_input,
     output:
         model=f"{CKPT}/{{dataset}}/{{arch}}/{{act}}/model.pt",
     params:

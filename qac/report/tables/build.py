@@ -109,6 +109,11 @@ def make_table(
         if mine_df is not None:
             Ls |= {int(v) for v in mine_df[mine_df["table"] == "table8"]["L"].dropna()}
         rows = _rows.table8(mine, rl, skip, cells, sorted(Ls))
+        df = _finish(name, rows, note)
+        sample_note = _rows.table8_sample_note(mine_df)
+        if sample_note:
+            df.attrs["sample_note"] = sample_note
+        return df
     return _finish(name, rows, note)
 
 

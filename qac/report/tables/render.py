@@ -74,7 +74,10 @@ def display_frame(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def _caption(df: pd.DataFrame, caption: str | None) -> str:
-    return with_scale_note(caption or "", df.attrs.get("notes") or {})
+    """The caption, the table's note on its test-set sizes (Table 8's subset) and the scale
+    note."""
+    text = " ".join(t for t in ((caption or "").strip(), df.attrs.get("sample_note")) if t)
+    return with_scale_note(text, df.attrs.get("notes") or {})
 
 
 def table_markdown(df: pd.DataFrame, caption: str | None = None) -> str:

@@ -35,6 +35,7 @@ __all__ = [
     "table5",
     "table6",
     "table8",
+    "table8_sample_note",
     "case4_timesteps",
     "extra_table",
 ]
@@ -314,8 +315,39 @@ def table8(mine: Lookup, rl: Lookup, skipped, cells, Ls) -> list[Row]:
                 samples["ann_acc"] = mine.sample("table8", ds, ar, "QCFS", "ann_acc", L=L)
                 row = _wide_row("table8", ds, ar, cols, skipped, samples, L=L, method=method)
                 row["ann_acc"] = math.nan if row["status"].startswith("skipped") else ann
+                # n: the T sweep's test images (evaluation.sweep_limit may make them fewer than
+                # the ANN's: table8_sample_note says so in the caption)
+                sweep_n = [s[0] for k, s in samples.items() if k != "ann_acc"]
+                sweep_n = [n for n in sweep_n if not is_missing(n)]
+                if sweep_n and not row["status"].startswith("skipped"):
+                    row["n"] = max(sweep_n)
                 rows.append(row)
     return rows
+
+
+def table8_sample_note(mine_df: pd.DataFrame | None) -> str | None:
+    """A sentence for Table 8's caption when the T sweeps ran on fewer test images than the
+    QCFS ANN accuracies (``evaluation.sweep_limit``); None when they share their test set."""
+    if mine_df is None or "n" not in mine_df.columns or not len(mine_df):
+        return None
+    sub = mine_df[mine_df["table"] == "table8"]
+
+    def sizes(quantity: str) -> list[int]:
+        ns = sub.loc[sub["quantity"] == quantity, "n"]
+        return sorted({int(n) for n in ns if not is_missing(n)})
+
+    ann, sweep = sizes("ann_acc"), sizes("snn_acc")
+    if not sweep or not ann or ann == sweep:
+        return None
+
+    def text(ns: list[int]) -> str:
+        return " or ".join(f"{n:,}" for n in ns)
+
+    return (
+        f"The T sweeps ran on a class-balanced subset of {text(sweep)} test images (n, and "
+        f"the 95 % intervals of the T columns); ann_acc and its interval are over {text(ann)} "
+        "test images."
+    )
 
 
 def _models(mine_df: pd.DataFrame, table: str) -> list[tuple[Any, ...]]:
