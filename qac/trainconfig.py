@@ -133,7 +133,13 @@ def _file_sha256(path: str, size: int, mtime_ns: int) -> str:
     return digest.hexdigest()
 
 
-_KINDS = {bool: "true or false", int: "an integer", float: "a finite number", str: "a string"}
+_KINDS = {
+    bool: "true or false",
+    int: "an integer",
+    float: "a finite number",
+    str: "a string",
+    tuple: "a list of finite numbers",
+}
 
 
 def _typed_fields(cls: type, values: dict[str, Any], what: str) -> dict[str, Any]:
@@ -179,6 +185,11 @@ def _convert(kind: type, value: Any) -> Any:
         if isinstance(value, int) and not isinstance(value, bool):
             return value
         return int(number) if number is not None and number.is_integer() else None
+    if kind is tuple:  # e.g. augment.color_jitter: a list or tuple of numbers (YAML gives a list)
+        if not isinstance(value, list | tuple):
+            return None
+        numbers = [_number(v) for v in value]
+        return None if any(n is None for n in numbers) else tuple(numbers)
     return value if isinstance(value, kind) else None
 
 

@@ -16,11 +16,12 @@ import torch
 
 import qac.train as train_mod
 from qac.convert import quantizers
-from qac.experiments import ARTIFACTS, Activation, Model
+from qac.experiments import ARTIFACTS, FLOAT_ACT, Activation, Model
 from qac.models import build
 from qac.train import ConfigError, TrainConfig, train
 from qac.workflow import (
     PRESET_DIR,
+    SCALES,
     all_models,
     checkpoint_file,
     models_for,
@@ -185,9 +186,21 @@ def test_relu_is_a_float_activation_of_no_artifact():
     relu = Activation.parse("relu")
     assert relu.options() == {"name": "relu"} and relu.case is None and relu.levels is None
     assert relu.format() == "relu" and not relu.quantized and Activation.parse("qac-c4").quantized
-    cfg = resolve_config({"scale": "smoke", "pretrain": {"epochs": 1}}, PRESET_DIR)
-    assert all(m.activation.quantized for art in ARTIFACTS for m in models_for(cfg, art))
-    assert all(m.activation.quantized for m in all_models(cfg))
+    # no artifact is computed from a relu model, at any scale, with or without `pretrain` (and
+    # with the datasets a scale lacks: include_unavailable)
+    for scale in SCALES:
+        for pretrain in (None, {"epochs": 1}):
+            cfg = resolve_config({"scale": scale, "pretrain": pretrain}, PRESET_DIR)
+            for art in ARTIFACTS:
+                acts = {m.act for m in models_for(cfg, art, include_unavailable=True)}
+                assert acts and FLOAT_ACT not in acts, (scale, pretrain, art)
+    # the cpu preset pretrains: relu models are trained (pretrain_models), never evaluated
+    cpu = resolve_config({"scale": "cpu"}, PRESET_DIR)
+    assert cpu.get("pretrain") is not None
+    models, relus = all_models(cpu), pretrain_models(cpu)
+    assert models and not any(m.act == FLOAT_ACT for m in models)
+    assert relus and all(m.act == FLOAT_ACT for m in relus)
+    assert {(m.dataset, m.arch) for m in relus} == {(m.dataset, m.arch) for m in models}
 
 
 def test_pretrain_sets_init_from_and_the_relu_options():

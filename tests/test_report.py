@@ -37,6 +37,7 @@ from qac.report.collect import (
     LAYER_COLUMNS,
     TIDY_COLUMNS,
     collect,
+    layer_profiles,
     read_layers,
     read_tidy,
     reference_rows,
@@ -193,6 +194,60 @@ def test_collect_bad_inputs(tmp_path: Path) -> None:
         collect([broken], "cpu")
     with pytest.raises(ReportInputError, match="no such file"):
         collect([tmp_path / "eval" / "cifar10" / "vgg16" / "qcfs-L2.json"], "cpu")
+
+
+def test_collect_refuses_a_relu_model(tmp_path: Path) -> None:
+    """A float pretraining model (act relu, a valid model id) is never filed as QCFS, L=None."""
+    data = json.loads((FIXTURES / "cifar10" / "vgg16" / "qcfs-L4.json").read_text())
+    data["model"] = {"dataset": "cifar10", "arch": "vgg16", "act": "relu"}
+    data["spec"]["activation"] = {"name": "relu"}
+    relu = tmp_path / "eval" / "cifar10" / "vgg16" / "relu.json"
+    relu.parent.mkdir(parents=True)
+    relu.write_text(json.dumps(data))
+    for check_spec in (True, False):
+        with pytest.raises(ReportInputError, match="not quantized") as err:
+            collect([relu], "cpu", check_spec=check_spec)
+        assert str(relu) in str(err.value) and "pretraining" in str(err.value)
+    with pytest.raises(ReportInputError, match="not evaluated"):
+        layer_profiles([relu])
+    out = tmp_path / "tidy.csv"
+    assert cli_main(["collect", "--scale", "cpu", "--out", str(out), str(relu)]) == 2
+    assert not out.exists()
+    del data["model"]  # an older record: the model id from the path
+    relu.write_text(json.dumps(data))
+    with pytest.warns(DeprecationWarning), pytest.raises(ReportInputError, match="not quantized"):
+        collect([relu], "cpu")
+
+
+def test_table8_captions_carry_the_sweep_subset_note(tmp_path: Path) -> None:
+    """captions/table8.rst and fig_table8.rst say what tables/table8.* say: the T sweeps ran on
+    a class-balanced subset (evaluation.sweep_limit below evaluation.limit)."""
+    from qac.report.captions import sweep_subset_note
+
+    note = sweep_subset_note(1000)
+    assert "subset of 1,000 test images" in note and "over the whole test set" in note
+    assert "over 5,000 test images" in sweep_subset_note([1000], [5000])
+    assert caption("table8", sample_note=note).endswith(note)
+    assert caption("fig_table8", sample_note=note).endswith(note)
+    assert note not in caption("table1", sample_note=note)
+
+    def captions(*args: str) -> dict[str, str]:
+        out = tmp_path / "cap" / "-".join(args)
+        names = ["table8", "fig_table8", "table4"]
+        argv = ["captions", "--out-dir", str(out), "--scale", "cpu", "--names", *names]
+        assert cli_main([*argv, *args]) == 0
+        return {n: " ".join((out / f"{n}.rst").read_text().split()) for n in names}
+
+    sub = captions("--sweep-limit", "1000")
+    for name in ("table8", "fig_table8"):
+        assert "class-balanced subset of 1,000 test images" in sub[name], name
+        assert "over the whole test set" in sub[name] and sub[name].endswith("``cpu`` scale.")
+    assert "subset" not in sub["table4"]
+    sub = captions("--limit", "5000", "--sweep-limit", "1000")
+    assert "subset of 1,000 test images" in sub["table8"]
+    assert "over 5,000 test images" in sub["table8"]
+    for args in [(), ("--limit", "1000", "--sweep-limit", "1000"), ("--limit", "500")]:
+        assert "class-balanced subset" not in captions(*args)["table8"], args
 
 
 def test_tidy_and_layers_roundtrip(tmp_path: Path, tidy: pd.DataFrame, layers) -> None:

@@ -1,6 +1,8 @@
-"""What a finished run writes about itself (qac/report/runsummary.py): wall_time.tsv rows, the
-time per stage from Snakemake's benchmark files, the headline numbers, the scale's floors (met,
-NOT met, not run) in results/<scale>/README.md; layers.csv of every model; and the workflow's
+"""What a finished run writes about itself (qac/report/runsummary.py): wall_time.tsv rows (the
+total of every piece, failed ones included; --reset starts a new measurement), the time per stage
+from Snakemake's benchmark files, the headline numbers (marked when tidy.csv predates the last
+run), the scale's floors (met, NOT met, not run) in results/<scale>/README.md; the run-summary
+command's configuration (--presets, --config); layers.csv of every model; and the workflow's
 `summary` target asking for layers.csv (a dry run, which writes nothing)."""
 
 from __future__ import annotations
@@ -67,7 +69,12 @@ def results(tmp_path, tidy, layers) -> Path:
                   command="snakemake --cores 2 all\t--config scale=cpu")  # fmt: skip
     write_csv(tidy, res / "tidy.csv")
     write_csv(layers, res / "layers.csv")
+    touch(res / "tidy.csv", T0 + timedelta(hours=4))  # after the last run's start: current
     return res
+
+
+def touch(path: Path, when: datetime) -> None:
+    os.utime(path, (when.timestamp(), when.timestamp()))
 
 
 def readme(res: Path, floors=FLOORS) -> str:
@@ -112,9 +119,12 @@ def test_stage_table_sums_the_benchmark_files(results):
 def test_readme_total_stages_headline_and_floors(results):
     text = readme(results)
     assert text.startswith(rs.BEGIN) and text.rstrip().endswith(rs.END)
-    # total: the two successful pieces (3000 + 1200 s); the failed run apart
-    assert "**Total: 1 h 10 min** (4,200 s), the sum of 2 successful Snakemake runs" in text
-    assert "Not counted: 1 failed run (1 min 30 s)." in text
+    # total: every piece (3000 + 90 + 1200 s), the failed one included: its jobs are kept
+    total = "**Total: 3 pieces, 1 h 11 min in all (of which 1 min 30 s in failed pieces)**"
+    assert total + " (4,290 s): the sum of every Snakemake run" in text
+    reset = "Deleting `wall_time.tsv` starts a new measurement (`qac report run-summary --scale cpu"
+    assert rs.RESET_NOTE.format(scale="cpu") in text and reset in text
+    assert rs.STALE_NOTE not in text  # tidy.csv was written after the last run began
     assert "Machine: Test CPU, 2 cores; torch 0.0" in text
     # the stage table, and its total row
     assert "| pretraining | 2 | 25 min 00 s | 1,500 | 2,890 |" in text
@@ -136,6 +146,60 @@ def test_readme_total_stages_headline_and_floors(results):
     assert "| VGG-16 / CIFAR-10 qac-c4 distinct per-layer T | >= 3 | 5 | met |" in text
     assert "| ResNet-20 / CIFAR-10 qac-c4 distinct per-layer T | >= 3 | 1 | **NOT met** |" in text
     assert "5 of 8 met, 2 NOT met, 1 not run" in text
+
+
+def test_total_of_pieces_without_failures(tmp_path):
+    res = tmp_path / "results" / "cpu"
+    rs.record_run(res / "wall_time.tsv", T0, T0 + timedelta(seconds=45), "success", jobs=2)
+    text = readme(res)
+    assert "**Total: 1 piece, 45 s in all (none failed)**: the sum" in text
+    rs.record_run(res / "wall_time.tsv", T0, T0 + timedelta(seconds=30), "error", jobs=1)
+    assert "**Total: 2 pieces, 1 min 15 s in all (of which 30 s in failed pieces)** (75 s)" in (
+        readme(res)
+    )
+
+
+def test_results_older_than_the_last_run_are_marked(results):
+    headings = [
+        f"## Headline numbers {rs.STALE_NOTE}",
+        f"## Acceptance floors {rs.STALE_NOTE}",
+    ]
+    assert rs.STALE_NOTE == "(from an earlier run: tidy.csv older than this run's start)"
+    assert not any(h in readme(results) for h in headings)
+    # the last row began at T0 + 3 h: a tidy.csv from before it was not rebuilt by that run
+    touch(results / "tidy.csv", T0 + timedelta(hours=3) - timedelta(seconds=1))
+    text = readme(results)
+    assert all(h in text for h in headings)
+    assert "## Wall time\n" in text and "## Time per stage\n" in text  # those are current
+    touch(results / "tidy.csv", T0 + timedelta(hours=3))  # written in the run's first second
+    assert not any(h in readme(results) for h in headings)
+    (results / "tidy.csv").unlink()  # not built: said so, not marked
+    assert rs.STALE_NOTE not in readme(results)
+
+
+def test_reset_starts_a_new_measurement(results, capsys):
+    wall = results / "wall_time.tsv"
+    rows = wall.read_text()
+    moved = rs.reset_wall_time(wall, now=T0 + timedelta(days=1))
+    assert moved == results / "wall_time.20261102T120000Z.tsv" and moved.read_text() == rows
+    assert not wall.exists() and rs.reset_wall_time(wall) is None
+    wall.write_text(rows)
+    again = rs.reset_wall_time(wall, now=T0 + timedelta(days=1))  # same second: not overwritten
+    assert again == results / "wall_time.20261102T120000Z-1.tsv" and moved.read_text() == rows
+    wall.write_text(rows)
+    capsys.readouterr()
+    argv = ["run-summary", "--scale", "cpu", "--results-dir", str(results), "--reset"]
+    assert report_main(argv) == 0
+    out = capsys.readouterr().out
+    assert f"{wall}: moved to {results}/wall_time." in out
+    assert not wall.exists() and len(list(results.glob("wall_time.*.tsv"))) == 3
+    text = (results / "README.md").read_text()
+    assert "No run recorded in `wall_time.tsv`" in text
+    assert rs.RESET_NOTE.format(scale="cpu") in text
+    assert report_main(argv) == 0 and "none to reset" in capsys.readouterr().out
+    # the next run's row starts the new file, under its header
+    rs.record_run(wall, T0, T0 + timedelta(seconds=60), "success", jobs=1)
+    assert len(rs.read_wall_time(wall)) == 1
 
 
 def test_floors_compare_the_printed_value():
@@ -209,13 +273,39 @@ def test_a_snakemake_log_gives_the_row_of_a_run_without_hooks(tmp_path):
         rs.run_from_log(dry)
 
 
-def test_run_summary_command_reads_the_scale_floors(results, capsys):
+def test_run_summary_command_reads_the_scale_floors(results, capsys, tmp_path, monkeypatch):
+    # from elsewhere: the checkout's presets and config.yaml (the Snakefile's), not the cwd's
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "config.yaml").write_text("floors: {qcfs_ann: 1}\n")
     assert report_main(["run-summary", "--scale", "cpu", "--results-dir", str(results)]) == 0
     text = (results / "README.md").read_text()
     # workflow/presets/cpu.yaml's floors (issue #11): the fixtures' models are far below them
     assert "| ResNet-20 / CIFAR-10 case-4 ANN % | >= 85 | 8.59 | **NOT met** |" in text
     assert "| ResNet-18 case-4 calibrated SNN % | >= 82 | not run | **not run** |" in text
     assert "Setting: CPU scale" in text
+    assert ">= 1 |" not in text
+    # --config: that file over the presets
+    argv = ["run-summary", "--scale", "cpu", "--results-dir", str(results)]
+    assert report_main([*argv, "--config", str(tmp_path / "config.yaml")]) == 0
+    assert (
+        "| VGG-16 / CIFAR-10 QCFS L=4 ANN % | >= 1 | 10.16 | met |"
+        in (results / "README.md").read_text()
+    )
+
+
+@pytest.mark.parametrize("option", ["--presets", "--config"])
+def test_run_summary_command_names_a_wrong_path(results, capsys, tmp_path, option):
+    wrong = tmp_path / "no" / ("presets" if option == "--presets" else "config.yaml")
+    before = (results / "README.md").exists()
+    argv = ["run-summary", "--scale", "cpu", "--results-dir", str(results), option, str(wrong)]
+    assert report_main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("qac.report: error:")
+    assert f"{option} {wrong}" in err[0]
+    assert (results / "README.md").exists() == before  # nothing written
+    if option == "--presets":  # a folder without defaults.yaml: an error, not the checkout's
+        wrong.mkdir(parents=True)
+        assert report_main(argv) == 2 and str(wrong) in capsys.readouterr().err
 
 
 def test_layers_csv_has_every_layer_of_every_model(tmp_path):

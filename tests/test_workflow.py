@@ -13,6 +13,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from qac.report.runsummary import read_wall_time
 from qac.workflow import ARTIFACTS, all_models, models_for, resolve_config
 
 REPO = Path(__file__).resolve().parents[1]
@@ -196,6 +197,18 @@ def test_smoke_dag_produces_every_artifact(smoke_run):
         assert (res / name).stat().st_size > 100, name
     claims = (res / "claims.md").read_text()
     assert "C1" in claims and "C7" in claims
+    # what the run wrote about itself (the Snakefile's onstart/onsuccess hooks,
+    # qac/report/runsummary.py): one success row for the fixture's one run...
+    wall = read_wall_time(res / "wall_time.tsv")
+    assert list(wall["status"]) == ["success"], wall.to_string()
+    assert wall["jobs"].iloc[0] > 0 and wall["seconds"].iloc[0] > 0
+    readme = (res / "README.md").read_text()
+    assert readme.count("**Total: 1 piece, ") == 1 and "(none failed)**" in readme
+    assert "from an earlier run" not in readme  # tidy.csv was built by that run
+    # ...and none for a run with nothing to do (Snakemake calls no hook then)
+    proc = snakemake(smoke_run, "--cores", "1", "all", "--config", "scale=smoke")
+    assert proc.returncode == 0 and "Nothing to be done" in proc.stdout + proc.stderr
+    assert len(read_wall_time(res / "wall_time.tsv")) == 1
 
 
 @pytest.mark.slow

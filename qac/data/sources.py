@@ -38,6 +38,9 @@ from qac.data.synthetic import _SYNTH_KEYS, _SYNTH_PRESETS, _make_synthetic
 
 __all__ = ["check_options", "check_source", "first_present", "load_dataset", "num_classes_of"]
 
+#: The folder of torchvision's python version of each CIFAR source under ``data_root``.
+_CIFAR_FOLDERS = {"cifar10": "cifar-10-batches-py", "cifar100": "cifar-100-python"}
+
 
 def _normalise_split(split: str) -> str:
     s = split.lower()
@@ -331,10 +334,10 @@ def check_source(
     root = Path(root).expanduser()
     if kind == "synthetic":
         return
-    if kind in ("cifar10", "cifar100") and download:
+    if kind in _CIFAR_FOLDERS and download:
         return
-    if kind in ("cifar10", "cifar100"):
-        folder = "cifar-10-batches-py" if kind == "cifar10" else "cifar-100-python"
+    if kind in _CIFAR_FOLDERS:
+        folder = _CIFAR_FOLDERS[kind]
         if not (root / folder).is_dir():
             raise DatasetNotFoundError(
                 f"{kind} not found: put the python version '{folder}/' under {root.resolve()} "
@@ -352,9 +355,6 @@ def check_source(
         _require_archive(Path(arg or ""))
     else:
         _tree_classes(_find_tree_root(Path(arg or "").expanduser()))
-
-
-_CIFAR_FOLDERS = {"cifar10": "cifar-10-batches-py", "cifar100": "cifar-100-python"}
 
 
 def _source_place(source: str, root: Path) -> str:

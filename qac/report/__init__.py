@@ -1,7 +1,7 @@
 """Tables, figures and captions of the QAC replication (``qac report``).
 
 This package defines nothing itself: import from its modules (``collect``, ``tables``,
-``figures``, ``captions``, ``_common``, ``cli``; the names below are relative to
+``figures``, ``captions``, ``runsummary``, ``_common``, ``cli``; the names below are relative to
 :mod:`qac.report`).
 
 Pipeline
@@ -78,8 +78,16 @@ CLI
         [--note TEXT] --out-prefix results/S/tables/table1
     qac report figure --name fig2 --tidy tidy.csv --layers layers.csv \\
         [--skipped skipped.csv] --out-dir figures/S
-    qac report captions --out-dir results/S/captions [--scale S] [--names ...]
+    qac report captions --out-dir results/S/captions [--scale S] [--names ...] \\
+        [--limit N] [--sweep-limit N]
     qac report caption --name table1
+    qac report run-summary --scale S [--results-dir results/S] [--reset] \\
+        [--add-log .snakemake/log/RUN.snakemake.log]
+
+``run-summary`` (:mod:`runsummary`, which the Snakefile's hooks call after every successful run)
+writes ``results/S/README.md``: total wall time (``wall_time.tsv``), time per stage, headline
+numbers and the scale's floors; ``--reset`` first moves ``wall_time.tsv`` aside to start a new
+measurement.
 
 Bad input exits with status 2 and one ``qac.report: error: ...`` line.
 """

@@ -4,7 +4,7 @@ data) and how to read our numbers beside it."""
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import pandas as pd
@@ -12,7 +12,7 @@ import pandas as pd
 from qac.paper.reference import load_paper_claims, load_reference, normalize_frame
 from qac.report._common import ReportInputError, arch_label, cell_label, dataset_label
 
-__all__ = ["caption", "with_scale_note", "FIGURE_CELLS"]
+__all__ = ["caption", "with_scale_note", "sweep_subset_note", "FIGURE_CELLS", "SWEEP_CAPTIONS"]
 
 #: Paper figure -> the (dataset, architecture) it shows (Sec. 7.8, Figs. 5-10; Fig. 1).
 FIGURE_CELLS: dict[str, tuple[str, str]] = {
@@ -197,6 +197,26 @@ def _table8(ref: pd.DataFrame) -> str:
     )
 
 
+#: The captions that end with :func:`sweep_subset_note` when Table 8's T sweeps ran on a subset.
+SWEEP_CAPTIONS: tuple[str, ...] = ("table8", "fig_table8")
+
+
+def sweep_subset_note(sweep: int | Iterable[int], ann: int | Iterable[int] | None = None) -> str:
+    """The sentence saying that Table 8's T sweeps ran on a class-balanced subset of ``sweep``
+    test images (``evaluation.sweep_limit``) while the QCFS ANN accuracies are over ``ann``
+    (None: the whole test set); several sizes are joined with "or"."""
+
+    def text(ns: int | Iterable[int]) -> str:
+        values = [ns] if isinstance(ns, int) else sorted(set(ns))
+        return " or ".join(f"{int(n):,}" for n in values)
+
+    over = "the whole test set" if ann is None else f"{text(ann)} test images"
+    return (
+        f"The T sweeps ran on a class-balanced subset of {text(sweep)} test images (n, and "
+        f"the 95 % intervals at each T); ann_acc and its interval are over {over}."
+    )
+
+
 def _fig1(ref: pd.DataFrame) -> str:
     t = _v(
         ref,
@@ -257,13 +277,24 @@ def _figs5_10(ref: pd.DataFrame, names: list[str]) -> str:
     )
 
 
-def caption(name: str, reference: pd.DataFrame | None = None) -> str:
+def caption(
+    name: str, reference: pd.DataFrame | None = None, *, sample_note: str | None = None
+) -> str:
     """2-4 sentences: what the paper reports for ``name`` (numbers computed from the
     reference data) and how to read our numbers beside it.
 
     ``name``: ``table1`` ... ``table8``, ``energy``, ``exactness``, ``fig1``, ``fig2``,
-    ``fig3``, ``figs5_10``, ``fig5`` ... ``fig10``.
+    ``fig3``, ``figs5_10``, ``fig5`` ... ``fig10``, ``fig_table8``. ``sample_note`` (e.g.
+    :func:`sweep_subset_note`) ends the captions of :data:`SWEEP_CAPTIONS` (Table 8 and its
+    figure) and no other.
     """
+    text = _caption(name, reference)
+    if sample_note and name in SWEEP_CAPTIONS:
+        text = f"{text.rstrip()} {sample_note.strip()}"
+    return text
+
+
+def _caption(name: str, reference: pd.DataFrame | None) -> str:
     ref = load_reference() if reference is None else normalize_frame(reference)
     if name in ("table1", "table2", "table7"):
         return _results_caption(name, ref)
@@ -273,9 +304,11 @@ def caption(name: str, reference: pd.DataFrame | None = None) -> str:
         "table5": lambda: _table5(ref),
         "table6": lambda: _table6(ref),
         "table8": lambda: _table8(ref),
-        "fig_table8": lambda: "Table 8 drawn as accuracy against T (log2 axis), QCFS solid and "
-        "QCFS+aver dashed, one column per L; ours (with 95 % bands) and the paper's in separate "
-        "rows, each on its own axis. " + _table8(ref),
+        "fig_table8": lambda: (
+            "Table 8 drawn as accuracy against T (log2 axis), QCFS solid and QCFS+aver dashed, "
+            "one column per L; ours (with 95 % bands) and the paper's in separate rows, each on "
+            "its own axis. " + _table8(ref)
+        ),
         "fig1": lambda: _fig1(ref),
         "fig2": _fig2,
         "fig11": _fig2,

@@ -125,15 +125,29 @@ def caption_rst(text: str, scale: str | None = None) -> str:
     return textwrap.fill(text, width=100) + "\n"
 
 
+def _sweep_note(args) -> str | None:
+    """Table 8's subset sentence (:func:`qac.report.captions.sweep_subset_note`) when
+    ``--sweep-limit`` (the configuration's ``evaluation.sweep_limit``) is below ``--limit``
+    (``evaluation.limit``; none: the whole test set), as :func:`qac.workflow.sweep_limit`
+    decides for the evaluations."""
+    from qac.report.captions import sweep_subset_note
+    from qac.workflow import sweep_limit
+
+    ev = {"limit": args.limit, "sweep_limit": args.sweep_limit}
+    n = sweep_limit({"evaluation": ev})
+    return sweep_subset_note(n, args.limit) if n is not None else None
+
+
 def cmd_captions(args) -> int:
     from qac.report._common import atomic_write_text
     from qac.report.captions import caption
 
     ref = _reference(args)
     names = args.names or list(ARTIFACT_NAMES)
+    note = _sweep_note(args)
     out = []
     for name in names:
-        text = caption(name, ref) if ref is not None else caption(name)
+        text = caption(name, ref, sample_note=note)
         out.append(atomic_write_text(f"{args.out_dir}/{name}.rst", caption_rst(text, args.scale)))
     print(f"{len(out)} captions -> {args.out_dir}")
     return 0
@@ -155,21 +169,42 @@ def cmd_caption(args) -> int:
 
 
 def _scale_config(args) -> dict:
-    """The workflow configuration of ``--scale`` (its presets, then ``--config``), as the
-    Snakefile resolves it; empty when there are no presets to read (an installed package)."""
+    """The workflow configuration of ``--scale`` as the Snakefile resolves it: the presets
+    (``--presets``, default the checkout's ``workflow/presets``), then ``--config`` (default the
+    checkout's ``config.yaml``, the Snakefile's ``configfile``). A ``--presets`` without
+    ``defaults.yaml`` or a missing ``--config`` is an error naming it; without either option,
+    empty when the checkout's presets are not there (an installed package)."""
     from pathlib import Path
 
-    from qac.workflow import PRESET_DIR, load_yaml, resolve_config
+    import yaml
 
-    presets = Path(args.presets) if args.presets else Path("workflow/presets")
-    if not presets.is_dir():
+    from qac.workflow import PRESET_DIR, ROOT, load_yaml, resolve_config
+
+    if args.presets:
+        presets = Path(args.presets)
+        if not (presets / "defaults.yaml").is_file():
+            raise ReportInputError(
+                f"--presets {presets}: no defaults.yaml there (expected the workflow's presets "
+                "folder, e.g. workflow/presets)"
+            )
+    else:
         presets = PRESET_DIR
-    if not (presets / "defaults.yaml").is_file():
-        return {}
+        if not (presets / "defaults.yaml").is_file():
+            return {}
+    if args.config:
+        config = Path(args.config)
+        if not config.is_file():
+            raise ReportInputError(f"--config {config}: no such file")
+    else:
+        config = ROOT / "config.yaml"
     user = {}
-    config = Path(args.config) if args.config else Path("config.yaml")
     if config.is_file():
-        user = load_yaml(config.read_text(encoding="utf-8")) or {}
+        try:
+            user = load_yaml(config.read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError as exc:
+            raise ReportInputError(f"{config}: not valid YAML ({exc})") from None
+        if not isinstance(user, dict):
+            raise ReportInputError(f"{config}: not a mapping of configuration keys")
     try:
         return resolve_config({**user, "scale": args.scale}, presets)
     except ValueError as exc:
@@ -180,6 +215,9 @@ def cmd_run_summary(args) -> int:
     from qac.report import runsummary
 
     res = args.results_dir or f"results/{args.scale}"
+    if args.reset:
+        moved = runsummary.reset_wall_time(f"{res}/wall_time.tsv")
+        print(f"{res}/wall_time.tsv: " + (f"moved to {moved}" if moved else "none to reset"))
     for log in args.add_log or []:
         try:
             added = runsummary.add_log(f"{res}/wall_time.tsv", log)
@@ -274,6 +312,15 @@ def add_commands(p: argparse.ArgumentParser) -> None:
     )
     c.add_argument("--reference", help="alternative reference CSV")
     c.add_argument("--no-reference", action="store_true", help=argparse.SUPPRESS)
+    c.add_argument(
+        "--sweep-limit",
+        type=int,
+        help="test images of Table 8's T sweeps (evaluation.sweep_limit): when below --limit, "
+        "the captions of table8 and fig_table8 say they ran on a subset",
+    )
+    c.add_argument(
+        "--limit", type=int, help="test images of the other results (evaluation.limit; default all)"
+    )
     c.set_defaults(report_func=cmd_captions)
 
     c = sub.add_parser(
@@ -282,8 +329,19 @@ def add_commands(p: argparse.ArgumentParser) -> None:
     )
     c.add_argument("--scale", required=True, help="workflow scale (its floors are checked)")
     c.add_argument("--results-dir", help="default: results/<scale>")
-    c.add_argument("--presets", help="workflow presets (default: workflow/presets)")
-    c.add_argument("--config", help="the workflow's config.yaml (default: ./config.yaml)")
+    c.add_argument(
+        "--presets", help="workflow presets folder (default: this checkout's workflow/presets)"
+    )
+    c.add_argument(
+        "--config",
+        help="the workflow's config.yaml (default: this checkout's, the Snakefile's configfile)",
+    )
+    c.add_argument(
+        "--reset",
+        action="store_true",
+        help="start a new measurement: first move wall_time.tsv aside as "
+        "wall_time.<UTC time>.tsv (deleting it does the same)",
+    )
     c.add_argument(
         "--add-log",
         nargs="+",

@@ -108,7 +108,10 @@ class EvalId:
 
     @property
     def method(self) -> str:
-        return "QAC" if self.case is not None else "QCFS"
+        """``QAC``, ``QCFS``, or ``ReLU`` (a float pretraining model, refused by the report)."""
+        if self.case is not None:
+            return "QAC"
+        return "QCFS" if self.L is not None else "ReLU"
 
     @classmethod
     def of(cls, model: Model) -> EvalId:
@@ -132,10 +135,22 @@ def parse_eval_path(path: str | Path) -> EvalId:
     return EvalId.of(Model(dataset, arch, act))
 
 
+def _require_quantized(path: str | Path, ident: EvalId) -> EvalId:
+    """``ident``, unless its model is not quantized (act ``relu``): an error naming ``path``."""
+    if ident.case is None and ident.L is None:
+        raise ReportInputError(
+            f"{path}: model {ident.dataset}/{ident.architecture}/{ident.act} is not quantized: "
+            f"{ident.act} models are pretraining models (the workflow's `pretrain`), which are "
+            "not evaluated; the report reads QAC (qac-c<case>) and QCFS (qcfs-L<L>) models"
+        )
+    return ident
+
+
 def _eval_id(path: str | Path, data: dict[str, Any], check_path: bool) -> EvalId:
     """The model of an eval record: its ``model`` field; older records (no ``model``): the
     path, with a deprecation warning. With ``check_path``, a workflow-style path
-    (``.../<dataset>/<arch>/<act>.json``) must name the recorded model."""
+    (``.../<dataset>/<arch>/<act>.json``) must name the recorded model. A model that is not
+    quantized (a ``relu`` pretraining model) is an error."""
     record = data.get("model")
     if record is None:
         warnings.warn(
@@ -145,13 +160,14 @@ def _eval_id(path: str | Path, data: dict[str, Any], check_path: bool) -> EvalId
             DeprecationWarning,
             stacklevel=3,
         )
-        return parse_eval_path(path)
+        return _require_quantized(path, parse_eval_path(path))
     if not isinstance(record, dict):
         raise ReportInputError(f"{path}: 'model' must be {{dataset, arch, act}}")
     try:
         ident = EvalId.of(Model.from_json(record))
     except ValueError as exc:
         raise ReportInputError(f"{path}: {exc}") from None
+    _require_quantized(path, ident)
     if check_path:
         try:
             by_path = parse_eval_path(path)
@@ -427,7 +443,7 @@ def _model_rows(
     parsed = [(_setting(r), r) for r in runs]
     rows += _run_rows(ctx, data, parsed, ident, main_policy)
     rows += _exactness_rows(ctx, ann, parsed)
-    if ident.case is None:
+    if ident.L is not None:  # QCFS (a relu model never gets here: _eval_id refuses it)
         rows += _qcfs_rows(path, ctx, data, ident)
     return rows
 

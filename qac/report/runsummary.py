@@ -7,10 +7,16 @@ hook for a dry run, nor when there is nothing to do) and, after a success,
 :func:`write_run_summary`; ``qac report run-summary --scale S`` rebuilds the README by hand and
 ``--add-log`` records a run that had no hooks from its ``.snakemake/log/*.snakemake.log``.
 
+A measurement is everything in ``wall_time.tsv``: deleting the file starts a new one, and so does
+``qac report run-summary --scale S --reset`` (:func:`reset_wall_time`), which moves the old file
+aside as ``wall_time.<UTC time>.tsv``.
+
 Inputs of the README, all under ``results/<scale>/``:
 
-* ``wall_time.tsv`` (:data:`WALL_TIME_COLUMNS`): the total is the sum of the ``success`` rows
-  (a run may be done in pieces); ``error`` rows are listed apart and not counted.
+* ``wall_time.tsv`` (:data:`WALL_TIME_COLUMNS`): the total is the sum of ALL its rows, a run
+  being possibly done in pieces: a failed piece's finished jobs keep their outputs and the next
+  piece goes on from them, so its time is part of the run's; the total says how much of it
+  went to failed pieces.
 * ``runs/benchmarks/<rule>/**.tsv``: Snakemake's benchmark files (columns ``s``, ``h:m:s``,
   ``max_rss``, ..., ``cpu_time``; one row per repeat), the latest run of each job, summed per
   :data:`STAGES` (:func:`stage_of`).
@@ -19,6 +25,10 @@ Inputs of the README, all under ``results/<scale>/``:
   average T) and the QCFS ANN accuracies of Table 8.
 * ``layers.csv`` (:func:`qac.report.collect.layer_profiles`): distinct per-layer T of each
   case-4 model.
+
+When ``tidy.csv`` is older than the start of the last run in ``wall_time.tsv`` (that run did not
+rebuild it, e.g. a ``models`` target), the headline and floors sections say they come from an
+earlier run.
 
 Floors (the scale's ``floors`` configuration, e.g. ``{resnet20: {ann: 85, snn: 84,
 max_mean_T: 4}, vgg16: {snn: 82}, qcfs_ann: 78, min_distinct_T: 3}``) are checked on the
@@ -62,6 +72,7 @@ __all__ = [
     "read_wall_time",
     "run_from_log",
     "add_log",
+    "reset_wall_time",
     "stage_of",
     "stage_times",
     "headline",
@@ -72,6 +83,7 @@ __all__ = [
     "render",
     "write_run_summary",
     "run_start",
+    "last_start",
     "jobs_finished",
     "finish_run",
 ]
@@ -244,6 +256,35 @@ def add_log(path: str | Path, log: str | Path) -> bool:
             return False
     record_run(path, **{**run, "host": run["host"] or ""})
     return True
+
+
+def reset_wall_time(path: str | Path, now: datetime | None = None) -> Path | None:
+    """Start a new measurement: move ``wall_time.tsv`` at ``path`` aside as
+    ``wall_time.<UTC time of now>.tsv`` (``-1``, ``-2``... appended if taken) and return where
+    it went; ``None`` when there is no such file."""
+    p = Path(path)
+    if not p.is_file():
+        return None
+    stamp = _utc(now or datetime.now(UTC)).strftime("%Y%m%dT%H%M%SZ")
+    target = p.with_name(f"{p.stem}.{stamp}{p.suffix}")
+    i = 0
+    while target.exists():
+        i += 1
+        target = p.with_name(f"{p.stem}.{stamp}-{i}{p.suffix}")
+    p.rename(target)
+    return target
+
+
+def last_start(wall: pd.DataFrame) -> datetime | None:
+    """The start (UTC) of the last row of ``wall`` (:func:`read_wall_time`), None if unknown."""
+    for text in reversed(list(wall["start_utc"])):
+        if is_missing(text):
+            continue
+        try:
+            return _utc(datetime.fromisoformat(str(text).replace("Z", "+00:00")))
+        except ValueError:
+            continue
+    return None
 
 
 # ------------------------------------------------------------------------------ stages
@@ -496,21 +537,36 @@ def _table(header: list[str], rows: list[list[str]]) -> list[str]:
 _CORES = re.compile(r"(?:^|\s)(?:--cores|-c|--jobs|-j)(?:=|\s+)(\d+)")
 
 
-def _wall_section(wall: pd.DataFrame) -> list[str]:
-    ok = wall[wall["status"] == "success"]
-    bad = wall[wall["status"] != "success"]
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+#: The README's line on how to start a new measurement (``str.format`` with ``scale``).
+RESET_NOTE = (
+    "Deleting `wall_time.tsv` starts a new measurement (`qac report run-summary --scale {scale} "
+    "--reset` moves it aside as `wall_time.<UTC time>.tsv`)."
+)
+
+
+def _wall_section(wall: pd.DataFrame, scale: str) -> list[str]:
     if not len(wall):
         return [
             "No run recorded in `wall_time.tsv` (the Snakefile's hooks append a row per run; "
             "`qac report run-summary --add-log .snakemake/log/<run>.snakemake.log` adds a run "
             "that had none).",
+            "",
+            RESET_NOTE.format(scale=scale),
         ]
-    total = float(ok["seconds"].sum())
+    bad = wall[wall["status"] != "success"]
+    # every piece counts: the jobs a failed piece finished keep their outputs
+    total = float(wall["seconds"].sum())
+    lost = float(bad["seconds"].sum())
+    failed = f"of which {_duration(lost)} in failed pieces" if len(bad) else "none failed"
     seconds = f" ({total:,.0f} s)" if total >= 60 else ""
     out = [
-        f"**Total: {_duration(total)}**{seconds}, the sum of "
-        f"{len(ok)} successful Snakemake run{'s' if len(ok) != 1 else ''} "
-        "(`wall_time.tsv`; a run may be done in pieces).",
+        f"**Total: {_plural(len(wall), 'piece')}, {_duration(total)} in all ({failed})**"
+        f"{seconds}: the sum of every Snakemake run in `wall_time.tsv`, failed ones included "
+        "(a run may be done in pieces, and the jobs a failed piece finished are kept).",
         "",
     ]
     rows = [
@@ -524,14 +580,7 @@ def _wall_section(wall: pd.DataFrame) -> list[str]:
         for r in wall.to_dict("records")
     ]
     out += _table(["start (UTC)", "wall time", "status", "jobs", "command"], rows)
-    if len(bad):
-        lost = float(bad["seconds"].sum())
-        out += [
-            "",
-            f"Not counted: {len(bad)} failed run{'s' if len(bad) != 1 else ''} "
-            f"({_duration(lost)}).",
-        ]
-    return out
+    return [*out, "", RESET_NOTE.format(scale=scale)]
 
 
 def _stage_section(stages: pd.DataFrame, wall: pd.DataFrame) -> list[str]:
@@ -636,8 +685,11 @@ def render(
     note: str | None = None,
     host: Mapping[str, Any] | None = None,
     now: datetime | None = None,
+    tidy_stale: bool = False,
 ) -> str:
-    """The generated part of the README (Markdown, between :data:`BEGIN` and :data:`END`)."""
+    """The generated part of the README (Markdown, between :data:`BEGIN` and :data:`END`);
+    ``tidy_stale``: ``tidy.csv`` is older than the last run's start (:data:`STALE_NOTE` on the
+    headline and floors sections)."""
     host = dict(host or machine())
     now = now or datetime.now(UTC)
     hosts = sorted({str(h) for h in wall["host"].dropna() if str(h)}) if len(wall) else []
@@ -652,10 +704,12 @@ def render(
     ]
     if note:
         lines += ["", f"Setting: {_one_line(note)}"]
-    lines += ["", "## Wall time", "", *_wall_section(wall)]
+    lines += ["", "## Wall time", "", *_wall_section(wall, scale)]
     lines += ["", "## Time per stage", "", *_stage_section(stages, wall)]
-    lines += ["", "## Headline numbers", "", *_headline_section(tidy, main_policy)]
-    lines += ["", "## Acceptance floors", "", *_floor_section(check_floors(floors, tidy, layers))]
+    stale = f" {STALE_NOTE}" if tidy_stale and tidy is not None else ""
+    lines += ["", f"## Headline numbers{stale}", "", *_headline_section(tidy, main_policy)]
+    floor_lines = _floor_section(check_floors(floors, tidy, layers))
+    lines += ["", f"## Acceptance floors{stale}", "", *floor_lines]
     lines += [
         "",
         "Files: `tables/`, `tidy.csv`, `layers.csv` (per-layer T, bits and alpha of every "
@@ -663,6 +717,10 @@ def render(
         END,
     ]
     return "\n".join(lines) + "\n"
+
+
+#: The headline and floors sections' mark when ``tidy.csv`` predates the last run.
+STALE_NOTE = "(from an earlier run: tidy.csv older than this run's start)"
 
 
 def _merge(old: str, block: str) -> str:
@@ -685,15 +743,24 @@ def write_run_summary(
 ) -> Path:
     """Write ``<results_dir>/README.md`` from ``wall_time.tsv``, ``runs/benchmarks/``,
     ``tidy.csv`` and ``layers.csv`` there (those missing are said to be); text outside the
-    generated marks of an existing README is kept."""
+    generated marks of an existing README is kept. A ``tidy.csv`` last modified before the start
+    of the last run of ``wall_time.tsv`` is marked as from an earlier run."""
     from qac.report.collect import read_layers, read_tidy
 
     res = Path(results_dir)
-    tidy = read_tidy(res / "tidy.csv") if (res / "tidy.csv").is_file() else None
+    tidy_path = res / "tidy.csv"
+    tidy = read_tidy(tidy_path) if tidy_path.is_file() else None
     layers = read_layers(res / "layers.csv") if (res / "layers.csv").is_file() else None
+    wall = read_wall_time(res / "wall_time.tsv")
+    start = last_start(wall)
+    stale = (
+        tidy is not None
+        and start is not None
+        and datetime.fromtimestamp(tidy_path.stat().st_mtime, UTC) < start
+    )
     block = render(
         scale,
-        wall=read_wall_time(res / "wall_time.tsv"),
+        wall=wall,
         stages=stage_times(res / "runs" / "benchmarks"),
         tidy=tidy,
         layers=layers,
@@ -702,6 +769,7 @@ def write_run_summary(
         note=note,
         host=host,
         now=now,
+        tidy_stale=stale,
     )
     readme = res / "README.md"
     old = readme.read_text(encoding="utf-8") if readme.is_file() else ""

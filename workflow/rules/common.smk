@@ -11,6 +11,7 @@ from qac.workflow import (
     Model,
     all_models,
     calibration_arguments,
+    checkpoint_file,
     eval_arguments,
     models_for,
     needs_calibration,
@@ -78,7 +79,8 @@ def calibration_option(wildcards, input):
 
 
 def checkpoint_path(m):
-    return f"{CKPT}/{m.path}/model.pt"
+    """Where the train rule writes model m (the path `init_from` names: one definition)."""
+    return checkpoint_file(CFG, m)
 
 
 def eval_path(m):

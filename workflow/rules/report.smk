@@ -129,6 +129,13 @@ rule captions:
     params:
         python=python(),
         out=output_dir,
+        # the test-set sizes: Table 8's captions say when its T sweeps ran on a subset
+        # (evaluation.sweep_limit below evaluation.limit), as tables/table8.* do
+        sizes=" ".join(
+            f"--{key.replace('_', '-')} {int(CFG['evaluation'][key])}"
+            for key in ("limit", "sweep_limit")
+            if CFG["evaluation"].get(key)
+        ),
     log:
         f"{RUNS_PATTERN}/logs/captions.log",
     benchmark:
@@ -137,7 +144,7 @@ rule captions:
         ENV
     shell:
         "{params.python} -m qac.cli report captions --out-dir {params.out} "
-        "--scale {wildcards.scale} > {log} 2>&1"
+        "--scale {wildcards.scale} {params.sizes} > {log} 2>&1"
 
 
 rule tidy_all:

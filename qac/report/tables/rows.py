@@ -11,6 +11,7 @@ import pandas as pd
 from qac.experiments import ALIGNMENT_POLICIES, ALL_AVER
 from qac.paper.reference import normalize_frame
 from qac.report._common import is_missing, skip_reason
+from qac.report.captions import sweep_subset_note
 from qac.report.tables.columns import (
     ALL_AVER_ACC,
     ALL_AVER_CAL,
@@ -339,15 +340,7 @@ def table8_sample_note(mine_df: pd.DataFrame | None) -> str | None:
     ann, sweep = sizes("ann_acc"), sizes("snn_acc")
     if not sweep or not ann or ann == sweep:
         return None
-
-    def text(ns: list[int]) -> str:
-        return " or ".join(f"{n:,}" for n in ns)
-
-    return (
-        f"The T sweeps ran on a class-balanced subset of {text(sweep)} test images (n, and "
-        f"the 95 % intervals of the T columns); ann_acc and its interval are over {text(ann)} "
-        "test images."
-    )
+    return sweep_subset_note(sweep, ann)
 
 
 def _models(mine_df: pd.DataFrame, table: str) -> list[tuple[Any, ...]]:
