@@ -8,8 +8,8 @@ evaluates the SNN with the main policy (``aver+aver``) and with averaging at eve
 One CSV row per variant is appended as soon as it finishes (ANN accuracy, per-layer T, mean T,
 number of distinct T, SNN accuracies, seconds)::
 
-    python scripts/recipe_sweep.py --data tar:../shared/data/cifar10-jpeg.tar.gz --device cuda \\
-        --out /tmp/sweep --variants scripts/recipe_variants.json
+    python scripts/recipe_sweep.py --data tar:../shared/data/cifar10-jpeg.tar.gz --device cpu \\
+        --out /tmp/sweep --variants scripts/recipe_variants_cpu.json
 
 ``--variants`` is a JSON list of objects ``{"name": ..., "arch": "resnet20", "width": 1.0,
 "act": {...activation overrides...}, "train": {...TrainConfig overrides...}}``.
