@@ -30,7 +30,7 @@ from qac.workflow import (
     resolve_config,
     train_options,
 )
-from tests.train_helpers import tiny_config
+from tests.train_helpers import kill_at_epoch, tiny_config
 
 REPO = Path(__file__).resolve().parents[1]
 QAC = {"name": "qac", "case": 4, "alpha": 4.0, "timesteps": 4}
@@ -95,17 +95,7 @@ def test_without_init_from_nothing_changes(tmp_path):
 def test_a_resumed_run_keeps_its_trained_weights(source, tmp_path, monkeypatch):
     cfg = qac_config(source, epochs=2)
     train(cfg, tmp_path / "full")
-    real = train_mod._lr_factor
-
-    def crash_at_second_epoch(epoch, c):
-        if epoch == 1:
-            raise KeyboardInterrupt("killed")
-        return real(epoch, c)
-
-    monkeypatch.setattr(train_mod, "_lr_factor", crash_at_second_epoch)
-    with pytest.raises(KeyboardInterrupt):
-        train(cfg, tmp_path / "resumed")
-    monkeypatch.setattr(train_mod, "_lr_factor", real)
+    kill_at_epoch(cfg, tmp_path / "resumed", monkeypatch)
     loads = []
     monkeypatch.setattr(train_mod, "load_init", lambda *a: loads.append(a))  # preflight's too
     train(cfg, tmp_path / "resumed")

@@ -17,6 +17,7 @@ import qac.train as train_mod
 from qac.checkpoint import CheckpointLockedError, directory_lock
 from qac.cli import main
 from qac.train import ConfigError, TrainConfig, run_directory, train
+from tests.train_helpers import kill_at_epoch
 
 SYNTH = {"train_size": 128, "test_size": 64}
 TINY = {
@@ -95,19 +96,9 @@ def test_no_resume_discards_the_completed_run(tmp_path, monkeypatch):
 
 def test_state_left_by_an_older_version_is_resumed(tmp_path, monkeypatch):
     cfg = tiny(epochs=2)
-    real = train_mod._lr_factor
-
-    def crash_at_second_epoch(epoch, c):
-        if epoch == 1:
-            raise KeyboardInterrupt("killed")
-        return real(epoch, c)
-
-    monkeypatch.setattr(train_mod, "_lr_factor", crash_at_second_epoch)
-    with pytest.raises(KeyboardInterrupt):
-        train(cfg, tmp_path / "old")
+    kill_at_epoch(cfg, tmp_path / "old", monkeypatch)
     run_dir = run_directory(tmp_path / "old", cfg.fingerprint())
     (run_dir / "state.pt").rename(tmp_path / "old" / "state.pt")  # the layout before runs/
-    monkeypatch.setattr(train_mod, "_lr_factor", real)
     train(cfg, tmp_path / "old")
     train(cfg, tmp_path / "new")
     assert same_weights(tmp_path / "old" / "model.pt", tmp_path / "new" / "model.pt")

@@ -24,3 +24,23 @@ def tiny_config(**overrides: Any) -> TrainConfig:
     }
     values.update(overrides)
     return TrainConfig.from_dict(values)
+
+
+def kill_at_epoch(cfg: TrainConfig, out: Any, monkeypatch: Any, epoch: int = 1) -> None:
+    """Run ``qac.train.train(cfg, out)`` and interrupt it at the start of ``epoch`` (0-based),
+    as a killed job would be: its resume state holds the epochs before."""
+    import pytest
+
+    import qac.train as train_mod
+
+    real = train_mod._lr_factor
+
+    def crash(e: int, c: TrainConfig) -> float:
+        if e == epoch:
+            raise KeyboardInterrupt("killed")
+        return real(e, c)
+
+    monkeypatch.setattr(train_mod, "_lr_factor", crash)
+    with pytest.raises(KeyboardInterrupt):
+        train_mod.train(cfg, out)
+    monkeypatch.setattr(train_mod, "_lr_factor", real)
