@@ -274,6 +274,20 @@ class QACQuantizer(nn.Module):
             with torch.no_grad():
                 self.d.fill_(alpha / float(self.forward_timesteps()))
 
+    @torch.no_grad()
+    def set_threshold(self, alpha: float) -> None:
+        """Make the clipping threshold ``alpha`` and keep T (e.g. from a float model's activation
+        percentile before a quantization-aware fine-tune): case 1 sets d = alpha / T, case 3
+        alpha and d = alpha / T, cases 2 and 4 alpha."""
+        alpha = float(alpha)
+        if not alpha > 0 or not math.isfinite(alpha):
+            raise ValueError(f"QAC alpha must be a positive finite number, got {alpha}")
+        T = float(self.forward_timesteps())
+        if self.case in (1, 3):
+            self.d.fill_(alpha / T)
+        if self.case in (2, 3, 4):
+            self.alpha.fill_(alpha)
+
     # -- the parameterisation -------------------------------------------------------------
     def continuous_timesteps(self) -> torch.Tensor:
         """The continuous T of the parameterisation (2**n, alpha/d or t), with autograd."""
@@ -363,6 +377,13 @@ class QCFSQuantizer(nn.Module):
             raise ValueError(f"QCFS theta must be positive, got {theta}")
         self.levels = int(levels)
         self.theta = nn.Parameter(torch.tensor(float(theta)))
+
+    @torch.no_grad()
+    def set_threshold(self, theta: float) -> None:
+        """Make the threshold ``theta`` (see :meth:`QACQuantizer.set_threshold`)."""
+        if not float(theta) > 0 or not math.isfinite(float(theta)):
+            raise ValueError(f"QCFS theta must be a positive finite number, got {theta}")
+        self.theta.fill_(float(theta))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         T = torch.tensor(float(self.levels), dtype=x.dtype, device=x.device)

@@ -67,6 +67,7 @@ from qac.checkpoint import (
     model_spec,
     save_checkpoint,
 )
+from qac.convert import quantizers
 from qac.data import AugmentConfig, BatchLoader, check_source, load_dataset, num_classes_of
 from qac.distributed import (
     World,
@@ -89,6 +90,7 @@ from qac.trainloop import (
     evaluate_accuracy,
     global_accuracy,
     init_source,
+    init_thresholds,
     load_init,
     param_groups,
     restore,
@@ -277,7 +279,10 @@ def _train_run(cfg: TrainConfig, run_dir: Path) -> None:
         state_path, cfg.fingerprint(), model, optimizer, scheduler, world, device
     )
     if start_epoch == 0 and cfg.init_from is not None:  # a resumed run's state holds the weights
-        load_init(model, init_source(cfg, device), cfg.init_from)
+        payload = init_source(cfg, device)
+        load_init(model, payload, cfg.init_from)
+        if cfg.init_threshold_percentile is not None:
+            _init_thresholds(cfg, model, payload, train_loader)
     net = data_parallel(model, device, world)
     telemetry = Telemetry(
         run_dir, cfg.epochs, active=world.main, tensorboard=cfg.tensorboard, first_epoch=start_epoch
@@ -296,6 +301,18 @@ def _train_run(cfg: TrainConfig, run_dir: Path) -> None:
             telemetry.epoch(history)
     if world.main:
         _finish_run(cfg, run_dir, spec, model, history)
+
+
+def _init_thresholds(cfg: TrainConfig, model: nn.Module, payload: dict, loader: Any) -> None:
+    """Thresholds from the float model's activations on the first training batch of epoch 0
+    (rank 0's, broadcast, so every process starts from the same model)."""
+    loader.set_epoch(0)
+    images, _ = next(iter(loader))
+    thresholds = init_thresholds(
+        model, payload, images, cfg.init_threshold_percentile, cfg.channels_last
+    )
+    for (_, q), value in zip(quantizers(model), broadcast_object(thresholds), strict=True):
+        q.set_threshold(value)
 
 
 def _save_state(

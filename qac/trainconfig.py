@@ -66,6 +66,9 @@ class TrainConfig:
     # model.pt (of 'qac train') whose weights start the run; quantizer parameters the source
     # lacks keep their initial values. Hashed by the file's sha256, not its path.
     init_from: str | None = None
+    # with init_from: each quantizer's alpha (QCFS theta) = this percentile of the positive
+    # activations of the float model's ReLU at its place, on the first training batch
+    init_threshold_percentile: float | None = None
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
@@ -85,6 +88,14 @@ class TrainConfig:
             raise ConfigError(f"lr must be positive, got {self.lr}")
         if "name" not in self.activation:
             raise ConfigError("activation must be a mapping with a 'name' (qac, qcfs or relu)")
+        p = self.init_threshold_percentile
+        if p is not None and not 0 < p <= 100:
+            raise ConfigError(f"init_threshold_percentile must be in (0, 100], got {p}")
+        if p is not None and self.init_from is None:
+            raise ConfigError(
+                "init_threshold_percentile needs init_from (the float model whose activations "
+                "set the thresholds): set init_from or init_threshold_percentile: null"
+            )
         if self.float64 and self.bf16:
             raise ConfigError("float64 and bf16 exclude each other: set one of them to false")
 
@@ -98,6 +109,8 @@ class TrainConfig:
         for k in UNHASHED:
             d.pop(k)
         source = d.pop("init_from")
+        if d["init_threshold_percentile"] is None:  # unset: the hash of earlier versions
+            d.pop("init_threshold_percentile")
         if source is not None:
             d["init_from_sha256"] = init_sha256(source)
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]

@@ -34,6 +34,7 @@ __all__ = [
     "build_model",
     "init_source",
     "load_init",
+    "init_thresholds",
     "data_parallel",
     "train_epoch",
     "restore",
@@ -286,6 +287,55 @@ def load_init(model: nn.Module, payload: dict[str, Any], path: str | Path) -> No
                 f"lacks: {fix}"
             )
     model.load_state_dict(source, strict=False)
+
+
+@torch.no_grad()
+def init_thresholds(
+    model: nn.Module,
+    payload: dict[str, Any],
+    images: torch.Tensor,
+    percentile: float,
+    channels_last: bool = False,
+) -> list[float]:
+    """Set every quantizer's threshold (alpha; QCFS theta) of ``model`` to the ``percentile`` of
+    the positive outputs of the ReLU at the same place in the float model of checkpoint
+    ``payload`` (same architecture, ReLU activations) on ``images``; returns the thresholds.
+
+    A quantization-aware fine-tune from a float model then starts from a quantized network close
+    to the float one (the fixed initial alpha of from-scratch training can be far above the float
+    model's activations, where most of them round to 0). A layer without positive outputs keeps
+    its threshold."""
+    spec = payload.get("spec") or {}
+    float_model = build(
+        spec["arch"], spec["num_classes"], {"name": "relu"}, width=float(spec.get("width", 1.0))
+    )
+    float_model.load_state_dict(payload["state_dict"])
+    float_model = float_model.to(device=images.device, dtype=images.dtype).eval()
+    if channels_last:
+        float_model = float_model.to(memory_format=torch.channels_last)
+    found: dict[str, float] = {}
+    hooks = []
+    for name, _ in quantizers(model):
+
+        def record(module: nn.Module, inputs: Any, out: torch.Tensor, name: str = name) -> None:
+            values = out.detach().double().flatten()
+            values = values[values > 0]
+            if values.numel():
+                step = max(1, -(-values.numel() // 2**24))  # torch.quantile's size limit
+                found[name] = float(torch.quantile(values[::step], percentile / 100.0))
+
+        hooks.append(float_model.get_submodule(name).register_forward_hook(record))
+    try:
+        float_model(images)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    thresholds = []
+    for name, q in quantizers(model):
+        if name in found:
+            q.set_threshold(found[name])
+        thresholds.append(q.threshold)
+    return thresholds
 
 
 def data_parallel(model: nn.Module, device: torch.device, world: World) -> nn.Module:

@@ -246,3 +246,44 @@ def test_dry_run_trains_one_relu_model_per_pair_first(tmp_path):
         assert f"checkpoints/smoke/{m.path}/model.pt" in out
     jobs = len(all_models(cfg)) + len(relus)
     assert any(line.split() == ["train", str(jobs)] for line in out.splitlines())
+
+
+# ------------------------------------------------------------------------------------------
+# thresholds from the float model's activations
+# ------------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "activation",
+    [{"name": "qac", "case": c, "alpha": 4.0, "timesteps": 4} for c in (1, 2, 3, 4)]
+    + [{"name": "qcfs", "levels": 4, "theta": 8.0}],
+)
+def test_thresholds_are_the_float_activation_percentiles(source, activation):
+    from qac.checkpoint import load_checkpoint
+    from qac.trainloop import init_thresholds
+
+    payload = load_checkpoint(source)
+    model = build("resnet20", 10, activation, width=0.125)
+    model.load_state_dict(payload["state_dict"], strict=False)
+    T_before = [q.timesteps for _, q in quantizers(model)]
+    images = torch.randn(8, 3, 32, 32)
+    thresholds = init_thresholds(model, payload, images, 99.0)
+    float_model = build("resnet20", 10, {"name": "relu"}, width=0.125)
+    float_model.load_state_dict(payload["state_dict"])
+    outputs = {}
+    for name, _ in quantizers(model):
+        float_model.get_submodule(name).register_forward_hook(
+            lambda m, i, o, name=name: outputs.__setitem__(name, o.detach().double().flatten())
+        )
+    float_model.eval()(images)
+    for (name, q), value in zip(quantizers(model), thresholds, strict=True):
+        positive = outputs[name][outputs[name] > 0]
+        assert value == pytest.approx(float(torch.quantile(positive, 0.99)), rel=1e-6)
+        assert q.threshold == pytest.approx(value, rel=1e-6)
+    assert [q.timesteps for _, q in quantizers(model)] == pytest.approx(T_before)  # T kept
+
+
+def test_threshold_percentile_needs_a_source_and_a_valid_value():
+    with pytest.raises(ConfigError, match="needs init_from"):
+        TrainConfig.from_dict({"init_threshold_percentile": 99.9})
+    with pytest.raises(ConfigError, match=r"in \(0, 100\]"):
+        TrainConfig.from_dict({"init_from": "x.pt", "init_threshold_percentile": 0})
+    assert TrainConfig().fingerprint() == "2d27ac4f9e7c536e"  # unset: the old fingerprint
