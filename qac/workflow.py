@@ -341,12 +341,13 @@ def pretrain_models(cfg: dict) -> list[Model]:
 def train_options(cfg: dict, model: Model) -> dict[str, Any]:
     """The :class:`qac.train.TrainConfig` values of one training run.
 
-    ``train`` <- ``train_overrides`` of the dataset, then of the architecture; the float model
-    (act ``relu``) then takes the ``pretrain`` overrides, and a quantized model whose
-    :func:`pretrain_model` exists starts from its checkpoint (``init_from``).
+    ``train`` <- ``train_overrides`` of the dataset, then of the architecture, then of the
+    activation id (e.g. ``qac-c1``, ``qcfs-L2``); the float model (act ``relu``) then takes the
+    ``pretrain`` overrides, and a quantized model whose :func:`pretrain_model` exists starts from
+    its checkpoint (``init_from``).
     """
     opts = deep_merge(cfg["train"], {})
-    for key in (model.dataset, model.arch):
+    for key in (model.dataset, model.arch, model.act):
         opts = deep_merge(opts, cfg.get("train_overrides", {}).get(key, {}))
     if not model.activation.quantized:
         opts = deep_merge(opts, cfg.get("pretrain") or {})

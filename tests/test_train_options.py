@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from qac.experiments import Model
 from qac.trainconfig import ConfigError, TrainConfig
 from qac.workflow import (
     PRESET_DIR,
@@ -31,3 +32,20 @@ def test_color_jitter_from_yaml_is_a_tuple_of_numbers():
         TrainConfig.from_dict({"augment": {"color_jitter": [0.2, "x", 0.2, 0.1]}})
     with pytest.raises(ConfigError, match="a list of finite numbers"):
         TrainConfig.from_dict({"augment": {"color_jitter": 0.2}})
+
+
+def test_train_overrides_by_dataset_then_architecture_then_activation():
+    user = {
+        "scale": "smoke",
+        "train_overrides": {
+            "cifar10": {"lr": 0.3, "epochs": 2},
+            "resnet20": {"lr": 0.2},
+            "qac-c1": {"lr": 0.1},
+        },
+    }
+    cfg = resolve_config(user, PRESET_DIR)
+    c1 = train_options(cfg, Model("cifar10", "resnet20", "qac-c1"))
+    c4 = train_options(cfg, Model("cifar10", "resnet20", "qac-c4"))
+    assert (c1["lr"], c4["lr"], c1["epochs"], c4["epochs"]) == (0.1, 0.2, 2, 2)
+    with pytest.raises(ValueError, match="train_overrides"):
+        resolve_config({"scale": "smoke", "train_overrides": {"qac-c9": {"lr": 0.1}}}, PRESET_DIR)
