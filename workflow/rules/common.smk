@@ -79,7 +79,7 @@ def calibration_option(wildcards, input):
 
 
 def checkpoint_path(m):
-    """Where the train rule writes model m (the path `init_from` names: one definition)."""
+    """Where model m is trained to (the same path as init_from, from one definition)."""
     return checkpoint_file(CFG, m)
 
 
