@@ -159,19 +159,22 @@ def test_total_of_pieces_without_failures(tmp_path):
     )
 
 
-def test_results_older_than_the_last_run_are_marked(results):
+def test_results_older_than_the_newest_evaluation_are_marked(results):
     headings = [
         f"## Headline numbers {rs.STALE_NOTE}",
         f"## Acceptance floors {rs.STALE_NOTE}",
     ]
-    assert rs.STALE_NOTE == "(from an earlier run: tidy.csv older than this run's start)"
-    assert not any(h in readme(results) for h in headings)
-    # the last row began at T0 + 3 h: a tidy.csv from before it was not rebuilt by that run
+    assert rs.STALE_NOTE == "(from an earlier run: tidy.csv older than the newest evaluation)"
+    assert not any(h in readme(results) for h in headings)  # no evaluations: cannot tell
+    evaluation = results / "runs" / "eval" / "cifar10" / "resnet20" / "qac-c4.json"
+    evaluation.parent.mkdir(parents=True)
+    evaluation.write_text("{}")
+    touch(evaluation, T0 + timedelta(hours=3))
     touch(results / "tidy.csv", T0 + timedelta(hours=3) - timedelta(seconds=1))
     text = readme(results)
     assert all(h in text for h in headings)
     assert "## Wall time\n" in text and "## Time per stage\n" in text  # those are current
-    touch(results / "tidy.csv", T0 + timedelta(hours=3))  # written in the run's first second
+    touch(results / "tidy.csv", T0 + timedelta(hours=3))  # built from that evaluation
     assert not any(h in readme(results) for h in headings)
     (results / "tidy.csv").unlink()  # not built: said so, not marked
     assert rs.STALE_NOTE not in readme(results)

@@ -26,9 +26,9 @@ Inputs of the README, all under ``results/<scale>/``:
 * ``layers.csv`` (:func:`qac.report.collect.layer_profiles`): distinct per-layer T of each
   case-4 model.
 
-When ``tidy.csv`` is older than the start of the last run in ``wall_time.tsv`` (that run did not
-rebuild it, e.g. a ``models`` target), the headline and floors sections say they come from an
-earlier run.
+When ``tidy.csv`` is older than the newest evaluation under ``runs/eval/`` (a run evaluated
+models but did not rebuild the tables, e.g. a ``models`` target), the headline and floors
+sections say they come from an earlier run.
 
 Floors (the scale's ``floors`` configuration, e.g. ``{resnet20: {ann: 85, snn: 84,
 max_mean_T: 4}, vgg16: {snn: 82}, qcfs_ann: 78, min_distinct_T: 3}``) are checked on the
@@ -720,7 +720,7 @@ def render(
 
 
 #: The headline and floors sections' mark when ``tidy.csv`` predates the last run.
-STALE_NOTE = "(from an earlier run: tidy.csv older than this run's start)"
+STALE_NOTE = "(from an earlier run: tidy.csv older than the newest evaluation)"
 
 
 def _merge(old: str, block: str) -> str:
@@ -744,7 +744,7 @@ def write_run_summary(
     """Write ``<results_dir>/README.md`` from ``wall_time.tsv``, ``runs/benchmarks/``,
     ``tidy.csv`` and ``layers.csv`` there (those missing are said to be); text outside the
     generated marks of an existing README is kept. A ``tidy.csv`` last modified before the start
-    of the last run of ``wall_time.tsv`` is marked as from an earlier run."""
+    older than the newest evaluation under ``runs/eval/`` is marked as from an earlier run."""
     from qac.report.collect import read_layers, read_tidy
 
     res = Path(results_dir)
@@ -752,12 +752,8 @@ def write_run_summary(
     tidy = read_tidy(tidy_path) if tidy_path.is_file() else None
     layers = read_layers(res / "layers.csv") if (res / "layers.csv").is_file() else None
     wall = read_wall_time(res / "wall_time.tsv")
-    start = last_start(wall)
-    stale = (
-        tidy is not None
-        and start is not None
-        and datetime.fromtimestamp(tidy_path.stat().st_mtime, UTC) < start
-    )
+    evaluations = [p.stat().st_mtime for p in (res / "runs" / "eval").rglob("*.json")]
+    stale = tidy is not None and bool(evaluations) and tidy_path.stat().st_mtime < max(evaluations)
     block = render(
         scale,
         wall=wall,
