@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import shutil
 from pathlib import Path
 
@@ -37,8 +38,12 @@ def test_schema_enums_follow_the_spec(schema: dict) -> None:
     assert list(props["datasets"]["properties"]) == list(spec.DATASETS)
     assert list(props["data_options"]["properties"]) == list(spec.DATASETS)
     assert list(props["widths"]["properties"]) == list(spec.ARCHITECTURES)
-    overrides = props["train_overrides"]["propertyNames"]["enum"]
-    assert overrides == [*spec.DATASETS, *spec.ARCHITECTURES]
+    names = props["train_overrides"]["propertyNames"]["anyOf"]  # a dataset, arch or act id
+    assert names[0]["enum"] == [*spec.DATASETS, *spec.ARCHITECTURES]
+    act = re.compile(names[1]["pattern"])
+    quantized = [f"qac-c{c}" for c in spec.CASES] + ["qcfs-L2", "qcfs-L16"]
+    assert all(act.match(a) and re.fullmatch(spec.ACT_PATTERN, a) for a in quantized)
+    assert not any(act.match(a) for a in (spec.FLOAT_ACT, f"qac-c{max(spec.CASES) + 1}", "qcfs-L0"))
     # every grid an artifact reads is a configuration entry
     grids = set(props["experiments"]["properties"])
     assert {sel.grid for sel in spec.ARTIFACT_MODELS.values()} <= grids
