@@ -135,7 +135,11 @@ def _short(v: object) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    set_threads()
+    try:
+        set_threads()
+    except ValueError as exc:
+        print(f"benchmarks: error: {exc}", file=sys.stderr)
+        return 2
     tune_allocator()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     result = run(args)

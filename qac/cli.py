@@ -100,9 +100,13 @@ def _message(exc: BaseException, width: int = 600) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    set_threads()
-    tune_allocator()
     args = build_parser().parse_args(argv)
+    try:
+        set_threads()
+    except ValueError as exc:
+        print(f"qac {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    tune_allocator()
     try:
         return args.func(args)
     except USER_ERRORS as exc:

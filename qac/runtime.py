@@ -66,9 +66,12 @@ def autocast(device: torch.device, bf16: bool):
 
 def set_threads() -> None:
     """Respect ``QAC_THREADS`` (e.g. set by Snakemake's ``threads:``) for intra-op parallelism."""
-    threads = os.environ.get("QAC_THREADS")
-    if threads:
-        torch.set_num_threads(max(1, int(threads)))
+    threads = os.environ.get("QAC_THREADS", "").strip()
+    if not threads:
+        return
+    if not threads.isdigit() or int(threads) < 1:
+        raise ValueError(f"QAC_THREADS={threads!r} is not a positive integer (unset it, or e.g. 2)")
+    torch.set_num_threads(int(threads))
 
 
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc mallopt() parameters

@@ -336,3 +336,19 @@ def test_version_names_the_package_and_torch(capsys):
     assert exc.value.code == 0
     out = capsys.readouterr().out
     assert out.startswith("qac ") and f"torch {torch.__version__}" in out
+
+
+@pytest.mark.parametrize("value", ["abc", "0", "-2", "1.5"])
+def test_bad_thread_count_is_one_line(tmp_path, capsys, monkeypatch, value):
+    monkeypatch.setenv("QAC_THREADS", value)
+    monkeypatch.setattr("qac.train.train", lambda *a, **k: pytest.fail("trained"))
+    rc, err = run_cli(capsys, "train", "--set", "epochs=1", "--out", str(tmp_path / "r"))
+    assert rc == 2 and f"QAC_THREADS={value!r}" in one_error_line(err)
+
+
+def test_bad_thread_count_in_benchmarks(capsys, monkeypatch):
+    from benchmarks.run import main as bench_main
+
+    monkeypatch.setenv("QAC_THREADS", "abc")
+    assert bench_main(["--quick", "--only", "snn"]) == 2
+    assert "QAC_THREADS='abc'" in capsys.readouterr().err
