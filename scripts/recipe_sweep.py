@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from qac.cli import main as qac_main
+from qac.runtime import set_threads, tune_allocator
 from qac.train import train
 from qac.trainconfig import TrainConfig
 
@@ -146,6 +147,8 @@ def main(argv: list[str] | None = None) -> int:
         help="use this ReLU model (e.g. the workflow's relu checkpoint) instead of pretraining",
     )
     args = p.parse_args(argv)
+    set_threads()  # QAC_THREADS, as for `qac train` (else torch takes every core per process)
+    tune_allocator()
     args.out.mkdir(parents=True, exist_ok=True)
     table = args.out / "sweep.csv"
     pretrained: dict[tuple[str, float], tuple[Path, float]] = {}
