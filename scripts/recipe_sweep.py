@@ -82,7 +82,9 @@ def evaluate(args: argparse.Namespace, model: Path) -> dict[str, Any]:
     return json.loads(result.read_text())
 
 
-def run_variant(args: argparse.Namespace, v: dict[str, Any], init: Path, acc: float) -> dict:
+def finetune_config(args: argparse.Namespace, v: dict[str, Any], init: Path) -> TrainConfig:
+    """The fine-tune of variant ``v`` from the float model ``init`` (QAC case 4 unless ``v``
+    names another activation)."""
     arch, width = v.get("arch", "resnet20"), float(v.get("width", 1.0))
     activation = {"name": "qac", "case": 4, "alpha": 4.0, "timesteps": 4}
     if "name" in v.get("act", {}):  # another quantizer (e.g. QCFS): its options alone
@@ -98,9 +100,14 @@ def run_variant(args: argparse.Namespace, v: dict[str, Any], init: Path, acc: fl
         "label_smoothing": 0.1,
         **v.get("train", {}),
     }
+    return TrainConfig.from_dict(cfg)
+
+
+def run_variant(args: argparse.Namespace, v: dict[str, Any], init: Path, acc: float) -> dict:
+    arch, width = v.get("arch", "resnet20"), float(v.get("width", 1.0))
     directory = args.out / v["name"]
     t0 = time.time()
-    metrics = train(TrainConfig.from_dict(cfg), directory)
+    metrics = train(finetune_config(args, v, init), directory)
     train_s = time.time() - t0
     t0 = time.time()
     result = evaluate(args, directory / "model.pt")
@@ -124,7 +131,7 @@ def run_variant(args: argparse.Namespace, v: dict[str, Any], init: Path, acc: fl
     }
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--data", default="tar:../shared/data/cifar10-jpeg.tar.gz")
     p.add_argument("--data-root", default="data")
@@ -146,7 +153,11 @@ def main(argv: list[str] | None = None) -> int:
         metavar="ARCH:WIDTH=MODEL.PT",
         help="use this ReLU model (e.g. the workflow's relu checkpoint) instead of pretraining",
     )
-    args = p.parse_args(argv)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     set_threads()  # QAC_THREADS, as for `qac train` (else torch takes every core per process)
     tune_allocator()
     args.out.mkdir(parents=True, exist_ok=True)

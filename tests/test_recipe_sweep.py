@@ -40,3 +40,26 @@ def test_sweep_pretrains_once_and_writes_one_row_per_variant(tmp_path):
     assert abs(float(a["snn_aver_all"]) - float(a["ann_acc"])) <= 1.0
     metrics = json.loads((tmp_path / "out" / "a" / "metrics.json").read_text())
     assert metrics["init_from"]["path"].endswith("model.pt")  # fine-tuned from the float model
+
+
+def test_shipped_variants_are_valid_and_include_the_cpu_recipe():
+    """Every variant of scripts/recipe_variants_cpu.json is a valid fine-tune, and one of them is
+    the cpu preset's ResNet-20 case-4 fine-tune (the measurement docs/assumptions.md cites)."""
+    from qac.workflow import PRESET_DIR, Model, resolve_config, train_options
+
+    sweep = _sweep_module()
+    args = sweep.build_parser().parse_args(["--out", "x", "--variants", "v.json"])
+    variants = json.loads((ROOT / "scripts/recipe_variants_cpu.json").read_text())
+    configs = {v["name"]: sweep.finetune_config(args, v, Path("relu.pt")) for v in variants}
+    assert len(configs) == len(variants)  # names are unique
+    cfg = resolve_config({"scale": "cpu"}, PRESET_DIR)
+    preset = train_options(cfg, Model("cifar10", "resnet20", "qac-c4"))
+    recipe = ["epochs", "lr", "weight_decay", "quantizer_lr", "quantizer_weight_decay",
+              "init_threshold_percentile", "warmup_epochs", "label_smoothing", "batch_size",
+              "bf16", "channels_last"]  # fmt: skip
+    matching = [
+        name
+        for name, c in configs.items()
+        if all(getattr(c, k) == preset[k] for k in recipe) and c.activation == preset["activation"]
+    ]
+    assert matching, f"no variant matches the cpu preset's fine-tune {[preset[k] for k in recipe]}"
