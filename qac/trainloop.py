@@ -254,6 +254,12 @@ def init_source(cfg: TrainConfig, map_location: str | torch.device = "cpu") -> d
             f"{cfg.arch} of width {cfg.width}: point init_from to a model of the same "
             "architecture and width"
         )
+    act = (spec.get("activation") or {}).get("name")
+    if cfg.init_threshold_percentile is not None and act != "relu":
+        raise ConfigError(
+            f"init_threshold_percentile reads the float model's ReLU outputs, but init_from "
+            f"{path} holds a {act} model: point init_from to a ReLU model or unset the percentile"
+        )
     return payload
 
 

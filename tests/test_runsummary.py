@@ -1,9 +1,9 @@
 """What a finished run writes about itself (qac/report/runsummary.py): wall_time.tsv rows (the
 total of every piece, failed ones included; --reset starts a new measurement), the time per stage
-from Snakemake's benchmark files, the headline numbers (marked when tidy.csv predates the last
-run), the scale's floors (met, NOT met, not run) in results/<scale>/README.md; the run-summary
-command's configuration (--presets, --config); layers.csv of every model; and the workflow's
-`summary` target asking for layers.csv (a dry run, which writes nothing)."""
+from Snakemake's benchmark files, the headline numbers (marked when tidy.csv is older than the
+newest evaluation), the scale's floors (met, NOT met, not run) in results/<scale>/README.md; the
+run-summary command's configuration (--presets, --config); layers.csv of every model; and the
+workflow's `summary` target asking for layers.csv (a dry run, which writes nothing)."""
 
 from __future__ import annotations
 
@@ -69,7 +69,7 @@ def results(tmp_path, tidy, layers) -> Path:
                   command="snakemake --cores 2 all\t--config scale=cpu")  # fmt: skip
     write_csv(tidy, res / "tidy.csv")
     write_csv(layers, res / "layers.csv")
-    touch(res / "tidy.csv", T0 + timedelta(hours=4))  # after the last run's start: current
+    touch(res / "tidy.csv", T0 + timedelta(hours=4))  # no runs/eval here: never marked stale
     return res
 
 
@@ -124,7 +124,7 @@ def test_readme_total_stages_headline_and_floors(results):
     assert total + " (4,290 s): the sum of every Snakemake run" in text
     reset = "Deleting `wall_time.tsv` starts a new measurement (`qac report run-summary --scale cpu"
     assert rs.RESET_NOTE.format(scale="cpu") in text and reset in text
-    assert rs.STALE_NOTE not in text  # tidy.csv was written after the last run began
+    assert rs.STALE_NOTE not in text  # no evaluation files in this fixture (the stale case: below)
     assert "Machine: Test CPU, 2 cores; torch 0.0" in text
     # the stage table, and its total row
     assert "| pretraining | 2 | 25 min 00 s | 1,500 | 2,890 |" in text

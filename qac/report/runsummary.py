@@ -688,8 +688,8 @@ def render(
     tidy_stale: bool = False,
 ) -> str:
     """The generated part of the README (Markdown, between :data:`BEGIN` and :data:`END`);
-    ``tidy_stale``: ``tidy.csv`` is older than the last run's start (:data:`STALE_NOTE` on the
-    headline and floors sections)."""
+    ``tidy_stale``: ``tidy.csv`` is older than the newest evaluation under ``runs/eval/``
+    (:data:`STALE_NOTE` on the headline and floors sections)."""
     host = dict(host or machine())
     now = now or datetime.now(UTC)
     hosts = sorted({str(h) for h in wall["host"].dropna() if str(h)}) if len(wall) else []
