@@ -254,8 +254,13 @@ def test_a_snakemake_log_gives_the_row_of_a_run_without_hooks(tmp_path):
     log = tmp_path / "2026-11-29T232750.740422.snakemake.log"
     head = "  Date: 2026-11-29 23:27:50\n  Command: snakemake --cores 2 all\n"
     log.write_text(head + "Finished jobid: 1 (Rule: train)\n")
-    with pytest.raises(ValueError, match="still running"):
+    with pytest.raises(ValueError, match="still running.*add it with --killed"):
         rs.run_from_log(log)
+    cut = datetime(2026, 11, 29, 23, 57, 50).timestamp()  # killed: the log's last change
+    os.utime(log, (cut, cut))
+    assert rs.add_log(tmp_path / "killed.tsv", log, killed=True)
+    killed = rs.read_wall_time(tmp_path / "killed.tsv").iloc[0]
+    assert killed["status"] == "error" and killed["jobs"] == 1 and killed["seconds"] == 1800
     log.write_text(head + "Finished jobid: 1 (Rule: train)\nFinished jobid: 0 (Rule: all)\n"
                    "2 of 2 steps (100%) done\n")  # fmt: skip
     end = datetime(2026, 11, 30, 0, 27, 50).timestamp()

@@ -197,13 +197,15 @@ def read_wall_time(path: str | Path) -> pd.DataFrame:
 _LOG_NAME = re.compile(r"(\d{4}-\d{2}-\d{2}T\d{6})(?:\.\d+)?\.snakemake\.log$")
 
 
-def run_from_log(log: str | Path) -> dict[str, Any]:
+def run_from_log(log: str | Path, killed: bool = False) -> dict[str, Any]:
     """The row :func:`record_run` would have written for the Snakemake run of ``log`` (a
     ``.snakemake/log/*.snakemake.log``): start from its name (or its ``Date:`` line), end its
     last change, status from its last lines, jobs its ``Finished job`` lines, its ``Command:``.
 
     Raises :class:`ReportInputError` for a dry run, a run with nothing to do, or a log that does
-    not say how the run ended (still running, or killed)."""
+    not say how the run ended (still running, or killed: no hook runs on SIGKILL, an
+    out-of-memory kill or a time limit); with ``killed`` such a run is a failed piece that
+    ended at the log's last change."""
     p = Path(log)
     try:
         text = p.read_text(encoding="utf-8", errors="replace")
@@ -229,8 +231,13 @@ def run_from_log(log: str | Path) -> dict[str, Any]:
         status = "error"
     elif re.search(r"\d+ of \d+ steps \(100%\) done", text):
         status = "success"
+    elif killed:
+        status = "error"
     else:
-        raise ReportInputError(f"{p}: the log does not say how the run ended (still running?)")
+        raise ReportInputError(
+            f"{p}: the log does not say how the run ended (still running? if it was killed, "
+            "add it with --killed)"
+        )
     command = re.search(r"^\s*Command: (.*)$", text, re.M)
     return {
         "start": start,
@@ -242,10 +249,11 @@ def run_from_log(log: str | Path) -> dict[str, Any]:
     }
 
 
-def add_log(path: str | Path, log: str | Path) -> bool:
+def add_log(path: str | Path, log: str | Path, killed: bool = False) -> bool:
     """Append the run of Snakemake log ``log`` to ``wall_time.tsv`` at ``path`` unless a row
-    already starts within a minute of it; ``True`` when a row was added."""
-    run = run_from_log(log)
+    already starts within a minute of it; ``True`` when a row was added (``killed``: see
+    :func:`run_from_log`)."""
+    run = run_from_log(log, killed=killed)
     start = _utc(run["start"])
     for text in read_wall_time(path)["start_utc"].dropna():
         try:
