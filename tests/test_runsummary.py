@@ -234,6 +234,14 @@ def test_readme_keeps_text_outside_the_generated_marks(results):
         rs.END + "\n\nNotes after.\n"
     )
     assert text.count(rs.BEGIN) == 1
+    # a README without marks (or with an end mark lost): the reader's text is kept below
+    path.write_text("My own notes.\n")
+    text = readme(results)
+    assert text.startswith(rs.BEGIN) and text.endswith(rs.END + "\n\nMy own notes.\n")
+    path.write_text(text.replace(rs.END, ""))
+    text = readme(results)
+    assert text.count(rs.BEGIN) == 1 and text.count(rs.END) == 1
+    assert text.endswith("My own notes.\n") and text.count("# Results of the `cpu` scale") == 2
 
 
 def test_finish_run_records_errors_and_never_raises(tmp_path, capsys):

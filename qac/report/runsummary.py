@@ -732,11 +732,13 @@ STALE_NOTE = "(from an earlier run: tidy.csv older than the newest evaluation)"
 
 
 def _merge(old: str, block: str) -> str:
-    """``block`` in place of the generated part of ``old`` (all of it when unmarked)."""
+    """``block`` in place of the generated part of ``old``; when ``old`` has no (or broken)
+    marks, ``block`` first and the reader's text of ``old`` kept below it."""
     i, j = old.find(BEGIN), old.find(END)
-    if i < 0 or j < i:
-        return block
-    return old[:i] + block.rstrip("\n") + old[j + len(END) :]
+    if i >= 0 and j > i:
+        return old[:i] + block.rstrip("\n") + old[j + len(END) :]
+    kept = old.replace(BEGIN, "").replace(END, "").strip()
+    return block if not kept else block.rstrip("\n") + "\n\n" + kept + "\n"
 
 
 def write_run_summary(
