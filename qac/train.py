@@ -304,10 +304,13 @@ def _train_run(cfg: TrainConfig, run_dir: Path) -> None:
 
 
 def _init_thresholds(cfg: TrainConfig, model: nn.Module, payload: dict, loader: Any) -> None:
-    """Thresholds from the float model's activations on the first training batch of epoch 0
-    (rank 0's, broadcast, so every process starts from the same model)."""
+    """Thresholds from the float model's activations on the first training batch of epoch 0:
+    the whole global batch (every rank's slice, concatenated in rank order: the single-process
+    batch), computed on rank 0 and broadcast, so every process starts from the same model and
+    the result does not depend on the number of processes."""
     loader.set_epoch(0)
     images, _ = next(iter(loader))
+    images = torch.cat([part.to(images.device) for part in all_gather_objects(images.cpu())])
     thresholds = init_thresholds(
         model, payload, images, cfg.init_threshold_percentile, cfg.channels_last
     )

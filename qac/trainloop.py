@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 from torch.optim.lr_scheduler import LRScheduler
@@ -254,6 +255,12 @@ def init_source(cfg: TrainConfig, map_location: str | torch.device = "cpu") -> d
             f"{cfg.arch} of width {cfg.width}: point init_from to a model of the same "
             "architecture and width"
         )
+    act = (spec.get("activation") or {}).get("name")
+    if cfg.init_threshold_percentile is not None and act != "relu":
+        raise ConfigError(
+            f"init_threshold_percentile reads the float model's ReLU outputs, but init_from "
+            f"{path} holds a {act} model: point init_from to a ReLU model or unset the percentile"
+        )
     return payload
 
 
@@ -320,9 +327,10 @@ def init_thresholds(
         def record(module: nn.Module, inputs: Any, out: torch.Tensor, name: str = name) -> None:
             values = out.detach().double().flatten()
             values = values[values > 0]
-            if values.numel():
-                step = max(1, -(-values.numel() // 2**24))  # torch.quantile's size limit
-                found[name] = float(torch.quantile(values[::step], percentile / 100.0))
+            if values.numel() > 2**24:  # torch.quantile's size limit: numpy's, exact too
+                found[name] = float(np.quantile(values.cpu().numpy(), percentile / 100.0))
+            elif values.numel():
+                found[name] = float(torch.quantile(values, percentile / 100.0))
 
         hooks.append(float_model.get_submodule(name).register_forward_hook(record))
     try:

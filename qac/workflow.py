@@ -50,6 +50,7 @@ __all__ = [
     "train_options",
     "pretrain_model",
     "pretrain_models",
+    "checkpoint_dir",
     "checkpoint_file",
     "eval_arguments",
     "skipped_items",
@@ -327,10 +328,15 @@ def pretrain_model(cfg: dict, model: Model) -> Model | None:
     return Model(model.dataset, model.arch, FLOAT_ACT)
 
 
+def checkpoint_dir(scale: str) -> str:
+    """The directory of every checkpoint of ``scale`` (relative to the working directory)."""
+    return f"checkpoints/{scale}"
+
+
 def checkpoint_file(cfg: dict, model: Model) -> str:
     """Where the ``train`` rule writes ``model``'s checkpoint (relative to the working
     directory): ``checkpoints/<scale>/<dataset>/<arch>/<act>/model.pt``."""
-    return f"checkpoints/{cfg['scale']}/{model.path}/model.pt"
+    return f"{checkpoint_dir(cfg['scale'])}/{model.path}/model.pt"
 
 
 def pretrain_models(cfg: dict) -> list[Model]:
@@ -344,7 +350,8 @@ def train_options(cfg: dict, model: Model) -> dict[str, Any]:
     ``train`` <- ``train_overrides`` of the dataset, then of the architecture, then of the
     activation id (e.g. ``qac-c1``, ``qcfs-L2``); the float model (act ``relu``) then takes the
     ``pretrain`` overrides, and a quantized model whose :func:`pretrain_model` exists starts from
-    its checkpoint (``init_from``).
+    its checkpoint (``init_from``). Without one (e.g. ``pretrain: null``) the run trains from
+    scratch and ``init_threshold_percentile``, which reads the float model, is cleared.
     """
     opts = deep_merge(cfg["train"], {})
     for key in (model.dataset, model.arch, model.act):
@@ -354,6 +361,8 @@ def train_options(cfg: dict, model: Model) -> dict[str, Any]:
     source = pretrain_model(cfg, model)
     if source is not None:
         opts["init_from"] = checkpoint_file(cfg, source)
+    elif opts.get("init_threshold_percentile") is not None:
+        opts["init_threshold_percentile"] = None
     opts.update(
         {
             "arch": model.builder,

@@ -30,6 +30,7 @@ from qac.runtime import set_threads, tune_allocator
 from qac.train import train
 from qac.trainconfig import TrainConfig
 
+MAIN, AVER_ALL = "aver+aver", "aver+aver+aver"  # the main policy; averaging at every boundary
 FIELDS = [
     "name", "arch", "width", "pretrain_acc", "ann_acc", "snn_main", "snn_aver_all", "mean_T",
     "distinct_T", "T", "alpha", "train_s", "eval_s", "options",
@@ -70,8 +71,8 @@ def pretrain(args: argparse.Namespace, arch: str, width: float, out: Path) -> tu
 
 def evaluate(args: argparse.Namespace, model: Path) -> dict[str, Any]:
     result = model.with_name("eval.json")
-    argv = ["evaluate", "--checkpoint", str(model), "--out", str(result), "--snn", "aver+aver",
-            "--snn", "aver+aver+aver", "--device", args.device, "--no-progress",
+    argv = ["evaluate", "--checkpoint", str(model), "--out", str(result), "--snn", MAIN,
+            "--snn", AVER_ALL, "--device", args.device, "--no-progress",
             "--batch-size", "500"]  # fmt: skip
     if args.cache_dir:
         argv += ["--cache-dir", args.cache_dir]
@@ -112,17 +113,17 @@ def run_variant(args: argparse.Namespace, v: dict[str, Any], init: Path, acc: fl
     t0 = time.time()
     result = evaluate(args, directory / "model.pt")
     Ts = [layer["T"] for layer in metrics["layers"]]
-    finite = [T for T in Ts if T != "inf"]
+    snn = {run["setting"]: run for run in result["snn"]}
     return {
         "name": v["name"],
         "arch": arch,
         "width": width,
         "pretrain_acc": acc,
         "ann_acc": result["ann"]["ann_acc"],
-        "snn_main": result["snn"][0]["snn_acc"],
-        "snn_aver_all": result["snn"][1]["snn_acc"],
-        "mean_T": sum(finite) / max(1, len(finite)),
-        "distinct_T": len(set(Ts)),
+        "snn_main": snn[MAIN]["snn_acc"],
+        "snn_aver_all": snn[AVER_ALL]["snn_acc"],
+        "mean_T": result["ann"]["avg_timesteps"],  # as the tables and the scale's floors
+        "distinct_T": len({round(float(T), 6) for T in Ts}),
         "T": " ".join(str(T) for T in Ts),
         "alpha": " ".join(f"{layer['alpha']:.3g}" for layer in metrics["layers"]),
         "train_s": round(train_s, 1),
@@ -158,7 +159,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    set_threads()  # QAC_THREADS, as for `qac train` (else torch takes every core per process)
+    try:
+        set_threads()  # QAC_THREADS, as for `qac train` (else torch takes every core per process)
+    except ValueError as exc:
+        print(f"recipe_sweep: error: {exc}", file=sys.stderr)
+        return 2
     tune_allocator()
     args.out.mkdir(parents=True, exist_ok=True)
     table = args.out / "sweep.csv"

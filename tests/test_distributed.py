@@ -109,9 +109,10 @@ def test_batchnorm_is_unchanged_without_a_process_group():
 # --------------------------------------------------------------------------------------------
 # torchrun end to end (slow)
 # --------------------------------------------------------------------------------------------
-def qac_train(out: Path, epochs: int, processes: int) -> subprocess.Popen:
-    """``qac train`` of OPTIONS, under torchrun when ``processes`` > 1 (own process group)."""
-    config = json.dumps({**OPTIONS, "epochs": epochs})
+def qac_train(out: Path, epochs: int, processes: int, **options) -> subprocess.Popen:
+    """``qac train`` of OPTIONS (and ``options``), under torchrun when ``processes`` > 1 (own
+    process group)."""
+    config = json.dumps({**OPTIONS, "epochs": epochs, **options})
     args = ["-m", "qac.cli", "train", "--config-json", config, "--out", str(out), "--no-progress"]
     if processes > 1:
         launch = ["-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={processes}"]
@@ -186,6 +187,17 @@ def test_killed_two_process_run_resumes_to_the_same_weights(single_process, tmp_
     assert max_difference(single_process / "model.pt", tmp_path / "model.pt") < TOLERANCE
     history = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in history] == [1, 2, 3]
+
+
+@pytest.mark.slow
+def test_percentile_start_of_two_processes_is_the_single_process_one(tmp_path):
+    """init_threshold_percentile reads the whole first global batch (every rank's slice), so
+    the starting thresholds, and the weights after training, do not depend on the processes."""
+    finish(qac_train(tmp_path / "relu", 1, 1, activation={"name": "relu"}))
+    start = {"init_from": str(tmp_path / "relu" / "model.pt"), "init_threshold_percentile": 90}
+    finish(qac_train(tmp_path / "one", 1, 1, **start))
+    finish(qac_train(tmp_path / "two", 1, 2, **start))
+    assert max_difference(tmp_path / "one" / "model.pt", tmp_path / "two" / "model.pt") < TOLERANCE
 
 
 @pytest.mark.slow

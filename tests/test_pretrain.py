@@ -225,6 +225,27 @@ def test_without_pretrain_every_model_trains_from_scratch():
     assert pretrain_models(cfg) == [] and cfg["train"].get("init_from") is None
 
 
+def test_the_cpu_scale_without_pretraining_is_a_valid_from_scratch_grid():
+    """`pretrain: null` on the cpu scale: no init_from, so the percentile start (which reads the
+    float model) is cleared instead of failing every job."""
+    cfg = resolve_config({"scale": "cpu", "pretrain": None}, PRESET_DIR)
+    assert cfg["train"]["init_threshold_percentile"] is not None  # the preset does set it
+    assert pretrain_models(cfg) == []
+    for m in all_models(cfg):
+        opts = train_options(cfg, m)
+        assert "init_from" not in opts and opts["init_threshold_percentile"] is None, m
+        TrainConfig.from_dict(opts)  # raises ConfigError on an inconsistent job
+
+
+def test_threshold_percentile_needs_a_relu_source(source, tmp_path, capsys):
+    quantized = tmp_path / "qac"
+    train(qac_config(source), quantized)
+    cfg = qac_config(quantized / "model.pt", init_threshold_percentile=99.0)
+    with pytest.raises(ConfigError, match="ReLU model or unset the percentile"):
+        train(cfg, tmp_path / "again")
+    assert not (tmp_path / "again").exists()  # refused before any work
+
+
 SNAKEMAKE = shutil.which("snakemake", path=str(Path(sys.executable).parent))
 
 
@@ -275,10 +296,42 @@ def test_thresholds_are_the_float_activation_percentiles(source, activation):
         )
     float_model.eval()(images)
     for (name, q), value in zip(quantizers(model), thresholds, strict=True):
-        positive = outputs[name][outputs[name] > 0]
-        assert value == pytest.approx(float(torch.quantile(positive, 0.99)), rel=1e-6)
-        assert q.threshold == pytest.approx(value, rel=1e-6)
+        expected = float(torch.quantile(outputs[name][outputs[name] > 0], 0.99))
+        assert value == pytest.approx(expected, rel=1e-6)  # returned
+        assert q.threshold == pytest.approx(expected, rel=1e-6)  # and set on the model
     assert [q.timesteps for _, q in quantizers(model)] == pytest.approx(T_before)  # T kept
+
+
+def test_training_starts_from_the_percentile_thresholds(source, tmp_path, monkeypatch):
+    """`train` with init_threshold_percentile: the model of epoch 0 carries the thresholds
+    computed from the float model on the first training batch (not the initial alpha 4)."""
+    import qac.trainloop as trainloop
+
+    calls, seen = [], {}
+    real_init, real_epoch = train_mod.init_thresholds, train_mod.train_epoch
+
+    def record_init(model, payload, images, percentile, channels_last=False):
+        calls.append((images.shape, percentile))
+        return real_init(model, payload, images, percentile, channels_last)
+
+    def first_epoch(cfg, epoch, net, *args):
+        if epoch == 0:
+            seen["thresholds"] = [q.threshold for _, q in quantizers(net)]
+        return real_epoch(cfg, epoch, net, *args)
+
+    monkeypatch.setattr(train_mod, "init_thresholds", record_init)
+    monkeypatch.setattr(train_mod, "train_epoch", first_epoch)
+    cfg = qac_config(source, init_threshold_percentile=99.0)
+    train(cfg, tmp_path / "ft")
+    assert calls == [(torch.Size([cfg.batch_size, 3, 32, 32]), 99.0)]  # one batch, once
+    # the same thresholds from a fresh model on the first batch of the training loader
+    loader = train_mod._loaders(cfg, torch.device("cpu"), train_mod.world_from_env())[1]
+    loader.set_epoch(0)
+    images, _ = next(iter(loader))
+    fresh = build("resnet20", 10, QAC, width=0.125).to(torch.float64)
+    expected = trainloop.init_thresholds(fresh, torch.load(source, weights_only=False), images, 99)
+    assert seen["thresholds"] == pytest.approx(expected, rel=1e-9)
+    assert all(t != pytest.approx(4.0) for t in seen["thresholds"])
 
 
 def test_threshold_percentile_needs_a_source_and_a_valid_value():

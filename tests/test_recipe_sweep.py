@@ -32,10 +32,14 @@ def test_sweep_pretrains_once_and_writes_one_row_per_variant(tmp_path):
     assert len({r["pretrain_acc"] for r in rows}) == 1  # one float model for both variants
     assert len(list((tmp_path / "out").glob("relu-*"))) == 1
     a = rows[0]
-    Ts = [float(T) for T in a["T"].split()]
-    assert abs(float(a["mean_T"]) - sum(Ts) / len(Ts)) < 1e-9 and int(a["distinct_T"]) == len(
-        set(Ts)
-    )
+    evaluation = json.loads((tmp_path / "out" / "a" / "eval.json").read_text())
+    assert float(a["mean_T"]) == evaluation["ann"]["avg_timesteps"]  # the floors' mean T
+    snn = {run["setting"]: run["snn_acc"] for run in evaluation["snn"]}
+    assert float(a["snn_main"]) == snn["aver+aver"]
+    assert float(a["snn_aver_all"]) == snn["aver+aver+aver"]
+    layers = json.loads((tmp_path / "out" / "a" / "metrics.json").read_text())["layers"]
+    assert a["T"].split() == [str(layer["T"]) for layer in layers]
+    assert int(a["distinct_T"]) == len({float(layer["T"]) for layer in layers})
     # averaging everywhere = the ANN, up to float32 rounding flipping a prediction on some CPUs
     assert abs(float(a["snn_aver_all"]) - float(a["ann_acc"])) <= 1.0
     metrics = json.loads((tmp_path / "out" / "a" / "metrics.json").read_text())

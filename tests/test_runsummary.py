@@ -1,9 +1,9 @@
 """What a finished run writes about itself (qac/report/runsummary.py): wall_time.tsv rows (the
 total of every piece, failed ones included; --reset starts a new measurement), the time per stage
-from Snakemake's benchmark files, the headline numbers (marked when tidy.csv predates the last
-run), the scale's floors (met, NOT met, not run) in results/<scale>/README.md; the run-summary
-command's configuration (--presets, --config); layers.csv of every model; and the workflow's
-`summary` target asking for layers.csv (a dry run, which writes nothing)."""
+from Snakemake's benchmark files, the headline numbers (marked when tidy.csv is older than the
+newest evaluation), the scale's floors (met, NOT met, not run) in results/<scale>/README.md; the
+run-summary command's configuration (--presets, --config); layers.csv of every model; and the
+workflow's `summary` target asking for layers.csv (a dry run, which writes nothing)."""
 
 from __future__ import annotations
 
@@ -69,7 +69,7 @@ def results(tmp_path, tidy, layers) -> Path:
                   command="snakemake --cores 2 all\t--config scale=cpu")  # fmt: skip
     write_csv(tidy, res / "tidy.csv")
     write_csv(layers, res / "layers.csv")
-    touch(res / "tidy.csv", T0 + timedelta(hours=4))  # after the last run's start: current
+    touch(res / "tidy.csv", T0 + timedelta(hours=4))  # no runs/eval here: never marked stale
     return res
 
 
@@ -124,7 +124,7 @@ def test_readme_total_stages_headline_and_floors(results):
     assert total + " (4,290 s): the sum of every Snakemake run" in text
     reset = "Deleting `wall_time.tsv` starts a new measurement (`qac report run-summary --scale cpu"
     assert rs.RESET_NOTE.format(scale="cpu") in text and reset in text
-    assert rs.STALE_NOTE not in text  # tidy.csv was written after the last run began
+    assert rs.STALE_NOTE not in text  # no evaluation files in this fixture (the stale case: below)
     assert "Machine: Test CPU, 2 cores; torch 0.0" in text
     # the stage table, and its total row
     assert "| pretraining | 2 | 25 min 00 s | 1,500 | 2,890 |" in text
@@ -234,6 +234,14 @@ def test_readme_keeps_text_outside_the_generated_marks(results):
         rs.END + "\n\nNotes after.\n"
     )
     assert text.count(rs.BEGIN) == 1
+    # a README without marks (or with an end mark lost): the reader's text is kept below
+    path.write_text("My own notes.\n")
+    text = readme(results)
+    assert text.startswith(rs.BEGIN) and text.endswith(rs.END + "\n\nMy own notes.\n")
+    path.write_text(text.replace(rs.END, ""))
+    text = readme(results)
+    assert text.count(rs.BEGIN) == 1 and text.count(rs.END) == 1
+    assert text.endswith("My own notes.\n") and text.count("# Results of the `cpu` scale") == 2
 
 
 def test_finish_run_records_errors_and_never_raises(tmp_path, capsys):
@@ -254,8 +262,13 @@ def test_a_snakemake_log_gives_the_row_of_a_run_without_hooks(tmp_path):
     log = tmp_path / "2026-11-29T232750.740422.snakemake.log"
     head = "  Date: 2026-11-29 23:27:50\n  Command: snakemake --cores 2 all\n"
     log.write_text(head + "Finished jobid: 1 (Rule: train)\n")
-    with pytest.raises(ValueError, match="still running"):
+    with pytest.raises(ValueError, match="still running.*add it with --killed"):
         rs.run_from_log(log)
+    cut = datetime(2026, 11, 29, 23, 57, 50).timestamp()  # killed: the log's last change
+    os.utime(log, (cut, cut))
+    assert rs.add_log(tmp_path / "killed.tsv", log, killed=True)
+    killed = rs.read_wall_time(tmp_path / "killed.tsv").iloc[0]
+    assert killed["status"] == "error" and killed["jobs"] == 1 and killed["seconds"] == 1800
     log.write_text(head + "Finished jobid: 1 (Rule: train)\nFinished jobid: 0 (Rule: all)\n"
                    "2 of 2 steps (100%) done\n")  # fmt: skip
     end = datetime(2026, 11, 30, 0, 27, 50).timestamp()

@@ -220,7 +220,7 @@ def cmd_run_summary(args) -> int:
         print(f"{res}/wall_time.tsv: " + (f"moved to {moved}" if moved else "none to reset"))
     for log in args.add_log or []:
         try:
-            added = runsummary.add_log(f"{res}/wall_time.tsv", log)
+            added = runsummary.add_log(f"{res}/wall_time.tsv", log, killed=args.killed)
         except ReportInputError as exc:  # a dry run, nothing to do, still running: say so
             print(f"qac.report: warning: not recorded: {exc}", file=sys.stderr)
             continue
@@ -349,6 +349,12 @@ def add_commands(p: argparse.ArgumentParser) -> None:
         metavar="SNAKEMAKE.log",
         help="first record the runs of these .snakemake/log files in wall_time.tsv (for runs "
         "without the Snakefile's hooks; a run already there is not added twice)",
+    )
+    c.add_argument(
+        "--killed",
+        action="store_true",
+        help="with --add-log: a log that does not say how its run ended (killed: no hook ran) "
+        "is recorded as a failed piece ending at the log's last change",
     )
     c.set_defaults(report_func=cmd_run_summary)
 

@@ -197,13 +197,15 @@ def read_wall_time(path: str | Path) -> pd.DataFrame:
 _LOG_NAME = re.compile(r"(\d{4}-\d{2}-\d{2}T\d{6})(?:\.\d+)?\.snakemake\.log$")
 
 
-def run_from_log(log: str | Path) -> dict[str, Any]:
+def run_from_log(log: str | Path, killed: bool = False) -> dict[str, Any]:
     """The row :func:`record_run` would have written for the Snakemake run of ``log`` (a
     ``.snakemake/log/*.snakemake.log``): start from its name (or its ``Date:`` line), end its
     last change, status from its last lines, jobs its ``Finished job`` lines, its ``Command:``.
 
     Raises :class:`ReportInputError` for a dry run, a run with nothing to do, or a log that does
-    not say how the run ended (still running, or killed)."""
+    not say how the run ended (still running, or killed: no hook runs on SIGKILL, an
+    out-of-memory kill or a time limit); with ``killed`` such a run is a failed piece that
+    ended at the log's last change."""
     p = Path(log)
     try:
         text = p.read_text(encoding="utf-8", errors="replace")
@@ -229,8 +231,13 @@ def run_from_log(log: str | Path) -> dict[str, Any]:
         status = "error"
     elif re.search(r"\d+ of \d+ steps \(100%\) done", text):
         status = "success"
+    elif killed:
+        status = "error"
     else:
-        raise ReportInputError(f"{p}: the log does not say how the run ended (still running?)")
+        raise ReportInputError(
+            f"{p}: the log does not say how the run ended (still running? if it was killed, "
+            "add it with --killed)"
+        )
     command = re.search(r"^\s*Command: (.*)$", text, re.M)
     return {
         "start": start,
@@ -242,10 +249,11 @@ def run_from_log(log: str | Path) -> dict[str, Any]:
     }
 
 
-def add_log(path: str | Path, log: str | Path) -> bool:
+def add_log(path: str | Path, log: str | Path, killed: bool = False) -> bool:
     """Append the run of Snakemake log ``log`` to ``wall_time.tsv`` at ``path`` unless a row
-    already starts within a minute of it; ``True`` when a row was added."""
-    run = run_from_log(log)
+    already starts within a minute of it; ``True`` when a row was added (``killed``: see
+    :func:`run_from_log`)."""
+    run = run_from_log(log, killed=killed)
     start = _utc(run["start"])
     for text in read_wall_time(path)["start_utc"].dropna():
         try:
@@ -688,8 +696,8 @@ def render(
     tidy_stale: bool = False,
 ) -> str:
     """The generated part of the README (Markdown, between :data:`BEGIN` and :data:`END`);
-    ``tidy_stale``: ``tidy.csv`` is older than the last run's start (:data:`STALE_NOTE` on the
-    headline and floors sections)."""
+    ``tidy_stale``: ``tidy.csv`` is older than the newest evaluation under ``runs/eval/``
+    (:data:`STALE_NOTE` on the headline and floors sections)."""
     host = dict(host or machine())
     now = now or datetime.now(UTC)
     hosts = sorted({str(h) for h in wall["host"].dropna() if str(h)}) if len(wall) else []
@@ -724,11 +732,13 @@ STALE_NOTE = "(from an earlier run: tidy.csv older than the newest evaluation)"
 
 
 def _merge(old: str, block: str) -> str:
-    """``block`` in place of the generated part of ``old`` (all of it when unmarked)."""
+    """``block`` in place of the generated part of ``old``; when ``old`` has no (or broken)
+    marks, ``block`` first and the reader's text of ``old`` kept below it."""
     i, j = old.find(BEGIN), old.find(END)
-    if i < 0 or j < i:
-        return block
-    return old[:i] + block.rstrip("\n") + old[j + len(END) :]
+    if i >= 0 and j > i:
+        return old[:i] + block.rstrip("\n") + old[j + len(END) :]
+    kept = old.replace(BEGIN, "").replace(END, "").strip()
+    return block if not kept else block.rstrip("\n") + "\n\n" + kept + "\n"
 
 
 def write_run_summary(

@@ -11,6 +11,7 @@ from qac.workflow import (
     Model,
     all_models,
     calibration_arguments,
+    checkpoint_dir,
     checkpoint_file,
     eval_arguments,
     models_for,
@@ -22,7 +23,7 @@ from qac.workflow import (
 )
 
 WORKDIR = Path.cwd()  # captions of generated files are read from the working directory
-CKPT = f"checkpoints/{SCALE}"
+CKPT = checkpoint_dir(SCALE)  # the same place as checkpoint_file (init_from inputs)
 RES = f"results/{SCALE}"
 FIG = f"figures/{SCALE}"
 RUNS = f"{RES}/runs"
