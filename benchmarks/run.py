@@ -23,7 +23,7 @@ import torch
 from benchmarks import augment, cases
 from benchmarks.report import markdown, write_json, write_markdown
 from qac import kernels
-from qac.runtime import resolve_device, set_threads, tune_allocator
+from qac.runtime import prepare_process, resolve_device, tune_allocator
 
 SECTIONS = ("snn", "dense", "qat", "sweep", "workflow", "augment")
 
@@ -135,12 +135,8 @@ def _short(v: object) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        set_threads()
-    except ValueError as exc:
-        print(f"benchmarks: error: {exc}", file=sys.stderr)
+    if not prepare_process("benchmarks"):
         return 2
-    tune_allocator()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     result = run(args)
     out = args.out or Path("results") / "benchmarks" / result["machine"]["device"]

@@ -18,7 +18,7 @@ from qac.commands import calibrate, evaluate, info, train
 from qac.commands.inputs import key_name
 from qac.data import DatasetNotFoundError
 from qac.quant import InfiniteTimestepsError
-from qac.runtime import DeviceError, set_threads, tune_allocator
+from qac.runtime import DeviceError, prepare_process
 from qac.train import ConfigError, TrainingDivergedError
 
 USER_ERRORS = (
@@ -101,12 +101,8 @@ def _message(exc: BaseException, width: int = 600) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        set_threads()
-    except ValueError as exc:
-        print(f"qac {args.command}: error: {exc}", file=sys.stderr)
+    if not prepare_process(f"qac {args.command}"):
         return 2
-    tune_allocator()
     try:
         return args.func(args)
     except USER_ERRORS as exc:

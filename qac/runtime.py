@@ -7,6 +7,7 @@ import ctypes
 import ctypes.util
 import os
 import random
+import sys
 
 import numpy as np
 import torch
@@ -16,6 +17,7 @@ __all__ = [
     "resolve_device",
     "seed_everything",
     "autocast",
+    "prepare_process",
     "set_threads",
     "tune_allocator",
 ]
@@ -72,6 +74,18 @@ def set_threads() -> None:
     if not threads.isdigit() or int(threads) < 1:
         raise ValueError(f"QAC_THREADS={threads!r} is not a positive integer (unset it, or e.g. 2)")
     torch.set_num_threads(int(threads))
+
+
+def prepare_process(prog: str) -> bool:
+    """What every entry point does first: :func:`set_threads` and :func:`tune_allocator`.
+    ``False`` (after one line ``<prog>: error: ...`` on stderr) when ``QAC_THREADS`` is invalid."""
+    try:
+        set_threads()
+    except ValueError as exc:
+        print(f"{prog}: error: {exc}", file=sys.stderr)
+        return False
+    tune_allocator()
+    return True
 
 
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc mallopt() parameters

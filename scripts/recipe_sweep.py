@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from qac.cli import main as qac_main
-from qac.runtime import set_threads, tune_allocator
+from qac.runtime import prepare_process
 from qac.train import train
 from qac.trainconfig import TrainConfig
 
@@ -159,12 +159,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        set_threads()  # QAC_THREADS, as for `qac train` (else torch takes every core per process)
-    except ValueError as exc:
-        print(f"recipe_sweep: error: {exc}", file=sys.stderr)
+    if not prepare_process("recipe_sweep"):  # QAC_THREADS (else torch takes every core)
         return 2
-    tune_allocator()
     args.out.mkdir(parents=True, exist_ok=True)
     table = args.out / "sweep.csv"
     pretrained: dict[tuple[str, float], tuple[Path, float]] = {}
